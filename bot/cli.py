@@ -1,0 +1,137 @@
+"""The ``careerbot`` command line: chat in the terminal, check flows, migrate the database."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from bot.config import ENV_PREFIX, ConfigError, Settings, load_settings
+from bot.flows import FlowsInvalid, load_flows
+
+logger = logging.getLogger("careerbot")
+
+
+def _add_common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE",
+                        help=f"YAML configuration file (also {ENV_PREFIX}CONFIG); environment variables override it")
+    parser.add_argument("--data-dir", metavar="DIR", type=Path,
+                        help=f"{Settings.model_fields['data_dir'].description} (default: ./careerbot-data)")
+    parser.add_argument("--database-url", metavar="URL", help=Settings.model_fields["database_url"].description)
+    parser.add_argument("--flows-dir", metavar="DIR", type=Path, help=Settings.model_fields["flows_dir"].description)
+    parser.add_argument("--log-level", metavar="LEVEL", help=Settings.model_fields["log_level"].description)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="careerbot",
+        description="A chat bot for a career action plan and a stacked-badge micro-credential.",
+        epilog=f"Every option can also be set as an environment variable {ENV_PREFIX}<NAME> "
+               f"(for example {ENV_PREFIX}DATABASE_URL) or in the --config file.",
+    )
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    chat = subcommands.add_parser("chat", help="chat with the bot in this terminal (SQLite, no tokens needed)",
+                                  description="Chat as one user; each line is a message. "
+                                              "Numbers pick a listed choice, /attach PATH sends a file, "
+                                              "/quit leaves. Works with piped input too.")
+    chat.add_argument("--user", default=os.environ.get("USER") or "learner",
+                      help="the user id to chat as; the reviewer id from the configuration "
+                           "(default 'reviewer') reviews submissions (default: $USER)")
+    chat.add_argument("--name", help="display name shown to reviewers (default: the user id)")
+    _add_common_options(chat)
+
+    flows = subcommands.add_parser("flows", help="work with flow files")
+    flow_commands = flows.add_subparsers(dest="flows_command", metavar="ACTION", required=True)
+    check = flow_commands.add_parser("check", help="validate a flows directory without starting the bot")
+    check.add_argument("directory", nargs="?", type=Path, help="flows directory (default: the configured one)")
+    _add_common_options(check)
+
+    database = subcommands.add_parser("db", help="database maintenance")
+    db_commands = database.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="apply the database migrations (also done on every start)")
+    _add_common_options(upgrade)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        config_file=args.config,
+        data_dir=args.data_dir,
+        database_url=args.database_url,
+        flows_dir=args.flows_dir,
+        log_level=args.log_level,
+    )
+
+
+def _configure_logging(settings: Settings, *, to_file: bool) -> None:
+    level = getattr(logging, settings.log_level.upper(), logging.INFO)
+    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if to_file:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        logging.basicConfig(filename=settings.data_dir / "careerbot.log", level=level, format=log_format)
+    else:
+        logging.basicConfig(stream=sys.stderr, level=level, format=log_format)
+    # transitions logs every state entry at INFO; the engine already logs one line per update.
+    logging.getLogger("transitions").setLevel(max(level, logging.WARNING))
+
+
+def _run_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters.console import ConsoleChat
+    from bot.app import build_engine
+
+    _configure_logging(settings, to_file=True)
+    engine = build_engine(settings)
+    if sys.stdin.isatty():
+        print(f"careerbot: chatting as {args.user!r}; data in {settings.data_dir}. "
+              "Type /help for commands, /quit to leave.")
+    ConsoleChat(engine, args.user, name=args.name).run()
+    return 0
+
+
+def _run_flows_check(args: argparse.Namespace, settings: Settings) -> int:
+    directory = args.directory or settings.flows_dir
+    flows = load_flows(directory)
+    for warning in flows.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{flows.directory}: OK ({len(flows.questions)} questions, {len(flows.catalog.skills)} skills, "
+          f"{sum(len(level.items) for level in flows.catalog.levels)} items)")
+    return 0
+
+
+def _run_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import db
+
+    _configure_logging(settings, to_file=False)
+    db.upgrade(db.make_engine(settings.resolved_database_url))
+    print("database is up to date")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        settings = _settings(args)
+        if args.command == "chat":
+            return _run_chat(args, settings)
+        if args.command == "flows":
+            return _run_flows_check(args, settings)
+        return _run_db_upgrade(args, settings)
+    except ConfigError as exc:
+        print(f"careerbot: {exc}", file=sys.stderr)
+        return 2
+    except FlowsInvalid as exc:
+        print(f"careerbot: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

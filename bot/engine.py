@@ -1,0 +1,190 @@
+"""The core's entry point: handle one inbound event in one database transaction.
+
+``Engine.handle`` claims the event's (platform, update_id), loads and locks the
+learner, runs the conversation, and writes the state change and every outbound
+message together. Nothing is delivered until the transaction has committed, so
+a crash in between sends nothing and a redelivered update changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import commands, dialog, review
+from bot.config import Settings
+from bot.conversation import Conversation
+from bot.events import InboundEvent, OutboundMessage
+from bot.flows import Flows
+from bot.models import OutboxMessage, ProcessedUpdate
+from bot.turn import Turn
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class HandledEvent:
+    """The outcome of one event: whether it was new, and the outbox ids written for it."""
+
+    duplicate: bool
+    outbox_ids: tuple[int, ...] = ()
+    messages: tuple[OutboundMessage, ...] = ()
+
+
+class Engine:
+    """Platform-neutral handling of inbound events; adapters call :meth:`handle`."""
+
+    def __init__(self, flows: Flows, settings: Settings, session_factory: sessionmaker[Session],
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.flows = flows
+        self.settings = settings
+        self.session_factory = session_factory
+        self.conversation = Conversation(flows)
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+
+    def handle(self, event: InboundEvent) -> HandledEvent:
+        """Handle ``event`` once; retry on a lost race with another worker.
+
+        Raises:
+            sqlalchemy.exc.OperationalError: the database stayed unavailable.
+        """
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                return self._handle_once(event)
+            except (IntegrityError, OperationalError) as exc:
+                if attempt == MAX_ATTEMPTS:
+                    raise
+                logger.warning("update %s:%s conflicted (%s); retrying, attempt %d",
+                               event.platform, event.update_id, type(exc).__name__, attempt + 1)
+        raise AssertionError("unreachable")
+
+    def _handle_once(self, event: InboundEvent) -> HandledEvent:
+        started = time.perf_counter()
+        now = self.clock()
+        with self.session_factory() as session:
+            with session.begin():
+                if not self._claim(session, event, now):
+                    logger.info("update %s:%s already handled; ignored", event.platform, event.update_id)
+                    return HandledEvent(duplicate=True)
+                turn = Turn(session=session, flows=self.flows, settings=self.settings, event=event, now=now)
+                self._route(turn)
+                rows = [self._outbox_row(message, now) for message in turn.messages]
+                session.add_all(rows)
+                session.flush()
+                outbox_ids = tuple(row.id for row in rows)
+                learner_id = turn.learner.id if turn.learner is not None else None
+                new_state = turn.learner.state if turn.learner is not None else None
+            for callback in turn.after_commit:
+                callback()
+
+        logger.info(
+            "update %s:%s handled: user=%s learner=%s state=%s->%s replies=%d in %.1f ms",
+            event.platform, event.update_id, event.user_key, learner_id, turn.previous_state, new_state,
+            len(rows), (time.perf_counter() - started) * 1000,
+        )
+        return HandledEvent(duplicate=False, outbox_ids=outbox_ids, messages=tuple(turn.messages))
+
+    def _claim(self, session: Session, event: InboundEvent, now: datetime) -> bool:
+        """Record the update as handled; False when it already was (a redelivery)."""
+        dialect = session.bind.dialect.name
+        values = {"platform": event.platform, "update_id": event.update_id[:128], "handled_at": now}
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        elif dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            dialect_insert = None
+        if dialect_insert is None:
+            session.execute(insert(ProcessedUpdate).values(**values))
+            return True
+        statement = dialect_insert(ProcessedUpdate).values(**values).on_conflict_do_nothing()
+        return session.execute(statement).rowcount == 1
+
+    def _route(self, turn: Turn) -> None:
+        event = turn.event
+        if event.action and event.action.startswith(review.ACTION_PREFIX):
+            review.handle_action(turn, event.action)
+            return
+        is_reviewer = self.settings.is_reviewer(event.user_key)
+        if is_reviewer and event.text and not event.text.startswith("/") and review.has_open_draft(turn):
+            review.handle_draft_text(turn, event.text[: self.settings.max_message_chars])
+            return
+        if event.chat_type == "group":
+            self._route_group(turn)
+            return
+        if self._is_staff(event) and not self._has_learner_record(turn):
+            if not self._route_staff(turn):
+                return
+        dialog.handle(turn, self.conversation)
+
+    def _is_staff(self, event: InboundEvent) -> bool:
+        return self.settings.is_reviewer(event.user_key) or self.settings.is_coordinator(event.user_key)
+
+    def _has_learner_record(self, turn: Turn) -> bool:
+        learner, _ = dialog.load_learner(turn, create=False)
+        return learner is not None
+
+    def _route_staff(self, turn: Turn) -> bool:
+        """Serve a reviewer or coordinator who is not a learner; True passes the event to the learner flow."""
+        text = (turn.event.text or "").strip()
+        parsed = commands.parse_command(text) if text else None
+        if parsed is not None and parsed[0] == "start":
+            return True
+        if parsed is not None and parsed[0] == "cancel" and review.cancel_draft(turn):
+            return False
+        if parsed is not None and self._run_staff_command(turn, *parsed):
+            return False
+        turn.reply(turn.t("staff_welcome"))
+        return False
+
+    def _run_staff_command(self, turn: Turn, name: str, argument: str) -> bool:
+        user_key = turn.event.user_key
+        if name in commands.REVIEWER_COMMANDS and self.settings.is_reviewer(user_key):
+            commands.REVIEWER_COMMANDS[name](turn, None, argument)
+            return True
+        if name in commands.COORDINATOR_COMMANDS and self.settings.is_coordinator(user_key):
+            commands.COORDINATOR_COMMANDS[name](turn, None, argument)
+            return True
+        if name == "help":
+            commands.cmd_help(turn, None, argument)
+            return True
+        return False
+
+    def _route_group(self, turn: Turn) -> None:
+        """In a group, only reviewer commands are answered; other chatter is not for the bot."""
+        text = (turn.event.text or "").strip()
+        parsed = commands.parse_command(text) if text else None
+        if parsed is None:
+            return
+        name, argument = parsed
+        if name == "cancel" and review.cancel_draft(turn):
+            return
+        if name in commands.REVIEWER_COMMANDS or name in commands.COORDINATOR_COMMANDS:
+            if not self._run_staff_command(turn, name, argument):
+                logger.warning("group command /%s refused for %s", name, turn.event.user_key)
+                turn.reply(turn.t("review_not_reviewer"), ephemeral=True)
+
+    @staticmethod
+    def _outbox_row(message: OutboundMessage, now: datetime) -> OutboxMessage:
+        return OutboxMessage(
+            platform=message.platform,
+            chat_id=message.chat_id,
+            learner_id=message.learner_id,
+            kind=message.kind,
+            ref=message.ref,
+            edit_ref=message.edit_ref,
+            payload=message.to_payload(),
+            status="pending",
+            attempts=0,
+            created_at=now,
+            available_at=now,
+        )

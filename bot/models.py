@@ -1,0 +1,261 @@
+"""Database tables, in SQLAlchemy 2.0 declarative style.
+
+Every timestamp is timezone-aware UTC. The schema itself is created and
+changed by the Alembic migrations in ``bot/migrations``; these classes must
+match them (a test compares the two).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored in UTC and always returned timezone-aware.
+
+    SQLite has no time zone type, so values are normalised to UTC on the way in
+    and tagged as UTC on the way out; PostgreSQL stores ``timestamptz``.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}; pass a timezone-aware value")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Learner(Base):
+    """A person on one platform, with their place in the conversation and their plan."""
+
+    __tablename__ = "learners"
+    __table_args__ = (UniqueConstraint("platform", "platform_user_id", name="uq_learners_platform_user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    platform_user_id: Mapped[str] = mapped_column(String(64))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(64))
+    return_state: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    campus: Mapped[str | None] = mapped_column(String(40), index=True)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    consented_at: Mapped[datetime | None]
+    plan_completed_at: Mapped[datetime | None]
+    reminders_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    unreachable_since: Mapped[datetime | None]
+    start_parameter: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    items: Mapped[list[PathwayItem]] = relationship(
+        back_populates="learner", cascade="all, delete-orphan", order_by="PathwayItem.position"
+    )
+    awards: Mapped[list[BadgeAward]] = relationship(back_populates="learner", cascade="all, delete-orphan")
+
+    @property
+    def user_key(self) -> str:
+        return f"{self.platform}:{self.platform_user_id}"
+
+    def __repr__(self) -> str:
+        return f"Learner(id={self.id}, {self.platform}:{self.platform_user_id}, state={self.state!r})"
+
+
+class PathwayItem(Base):
+    """One item on a learner's personalized pathway.
+
+    ``status`` is ``open``, ``submitted``, ``changes_requested`` or ``approved``.
+    An item that a plan change removed keeps its row with ``active`` false, so
+    approved work and its history are never lost.
+    """
+
+    __tablename__ = "pathway_items"
+    __table_args__ = (UniqueConstraint("learner_id", "item_key", name="uq_pathway_items_learner_item"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id", ondelete="CASCADE"), index=True)
+    item_key: Mapped[str] = mapped_column(String(64))
+    level: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    target_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(24), default="open")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    criteria_met: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    approved_at: Mapped[datetime | None]
+
+    learner: Mapped[Learner] = relationship(back_populates="items")
+
+    def __repr__(self) -> str:
+        return f"PathwayItem(id={self.id}, {self.item_key!r}, status={self.status!r})"
+
+
+class Submission(Base):
+    """Evidence for one pathway item: a draft, then a submission awaiting review.
+
+    ``status`` is ``draft``, ``pending``, ``approved`` or ``changes_requested``.
+    """
+
+    __tablename__ = "submissions"
+    __table_args__ = (Index("ix_submissions_status_submitted", "status", "submitted_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("pathway_items.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24), default="draft")
+    text: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(String(2048))
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    file_type: Mapped[str | None] = mapped_column(String(128))
+    file_size: Mapped[int | None] = mapped_column(Integer)
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[datetime | None]
+
+    item: Mapped[PathwayItem] = relationship()
+    learner: Mapped[Learner] = relationship()
+    decision: Mapped[ReviewDecision | None] = relationship(back_populates="submission", uselist=False)
+
+    def __repr__(self) -> str:
+        return f"Submission(id={self.id}, item_id={self.item_id}, status={self.status!r})"
+
+
+class ReviewDecision(Base):
+    """A reviewer's decision on one submission; the unique key makes the first one win."""
+
+    __tablename__ = "review_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), unique=True
+    )
+    reviewer_key: Mapped[str] = mapped_column(String(96))
+    reviewer_name: Mapped[str] = mapped_column(String(200))
+    decision: Mapped[str] = mapped_column(String(24))
+    criteria: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    feedback: Mapped[str] = mapped_column(Text, default="")
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    submission: Mapped[Submission] = relationship(back_populates="decision")
+
+    def __repr__(self) -> str:
+        return f"ReviewDecision(submission_id={self.submission_id}, {self.decision!r} by {self.reviewer_key!r})"
+
+
+class ReviewDraft(Base):
+    """A change request a reviewer has started: criteria judged so far, feedback still to come."""
+
+    __tablename__ = "review_drafts"
+    __table_args__ = (UniqueConstraint("reviewer_key", "chat_id", name="uq_review_drafts_reviewer_chat"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reviewer_key: Mapped[str] = mapped_column(String(96))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    criteria: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"ReviewDraft({self.reviewer_key!r}, submission_id={self.submission_id})"
+
+
+class BadgeAward(Base):
+    """A badge a learner earned: an item, a level, a skill, or the macro-badge."""
+
+    __tablename__ = "badge_awards"
+    __table_args__ = (UniqueConstraint("learner_id", "badge_key", name="uq_badge_awards_learner_badge"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id", ondelete="CASCADE"), index=True)
+    badge_key: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    awarded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    learner: Mapped[Learner] = relationship(back_populates="awards")
+
+    def __repr__(self) -> str:
+        return f"BadgeAward(learner_id={self.learner_id}, {self.badge_key!r})"
+
+
+class ProcessedUpdate(Base):
+    """An inbound update already handled; its key turns a redelivery into a no-op."""
+
+    __tablename__ = "processed_updates"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    update_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    handled_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"ProcessedUpdate({self.platform}:{self.update_id})"
+
+
+class OutboxMessage(Base):
+    """A message written in the same transaction as the state change that caused it.
+
+    ``status`` is ``pending``, ``sent`` or ``failed``. Delivery happens after
+    commit, so a crash before commit sends nothing and one after it resends at
+    most the messages not yet marked sent.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "platform", "status", "available_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    learner_id: Mapped[int | None] = mapped_column(ForeignKey("learners.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(24), default="reply")
+    ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    edit_ref: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    platform_message_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    available_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"OutboxMessage(id={self.id}, {self.platform}:{self.chat_id}, status={self.status!r})"

@@ -1,0 +1,107 @@
+"""Delivering outbox messages after the transaction that wrote them has committed.
+
+Adapters call :func:`claim_pending` for their platform, send each message, and
+report the result with :func:`mark_sent`, :func:`mark_retry` or
+:func:`mark_failed`. A message that a crash left unmarked is sent again on the
+next run: delivery is at least once, and each row is marked as soon as its
+send returns, so at most one message per chat can repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.db import transaction
+from bot.events import OutboundMessage
+from bot.models import Learner, OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def to_message(row: OutboxMessage) -> OutboundMessage:
+    return OutboundMessage.from_row(row.platform, row.chat_id, row.payload, ref=row.ref, edit_ref=row.edit_ref,
+                                    learner_id=row.learner_id, kind=row.kind)
+
+
+def claim_pending(factory: sessionmaker[Session], platform: str, *, chat_id: str | None = None,
+                  limit: int = 100, now: datetime | None = None) -> list[tuple[int, OutboundMessage]]:
+    """Return pending messages for ``platform`` (and one chat, if given), oldest first."""
+    now = now or _now()
+    with transaction(factory) as session:
+        query = (
+            select(OutboxMessage)
+            .where(OutboxMessage.platform == platform, OutboxMessage.status == "pending",
+                   OutboxMessage.available_at <= now)
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+        if chat_id is not None:
+            query = query.where(OutboxMessage.chat_id == chat_id)
+        rows = session.scalars(query).all()
+        return [(row.id, to_message(row)) for row in rows]
+
+
+def message_id_for_ref(factory: sessionmaker[Session], platform: str, ref: str) -> tuple[str, str] | None:
+    """Return (chat id, platform message id) of the last sent message carrying ``ref``."""
+    with transaction(factory) as session:
+        row = session.scalar(
+            select(OutboxMessage)
+            .where(OutboxMessage.platform == platform, OutboxMessage.ref == ref,
+                   OutboxMessage.platform_message_id.is_not(None))
+            .order_by(OutboxMessage.id.desc())
+            .limit(1)
+        )
+        return (row.chat_id, row.platform_message_id) if row is not None else None
+
+
+def mark_sent(factory: sessionmaker[Session], outbox_id: int, platform_message_id: str | None = None) -> None:
+    with transaction(factory) as session:
+        row = session.get(OutboxMessage, outbox_id)
+        if row is None:
+            return
+        row.status = "sent"
+        row.attempts += 1
+        row.sent_at = _now()
+        row.platform_message_id = platform_message_id
+
+
+def mark_retry(factory: sessionmaker[Session], outbox_id: int, delay_seconds: float, error: str) -> None:
+    """Try again after ``delay_seconds``; after MAX_ATTEMPTS tries the message is marked failed."""
+    with transaction(factory) as session:
+        row = session.get(OutboxMessage, outbox_id)
+        if row is None:
+            return
+        row.attempts += 1
+        row.last_error = error[:1000]
+        if row.attempts >= MAX_ATTEMPTS:
+            row.status = "failed"
+            logger.error("outbox %s failed after %d attempts: %s", outbox_id, row.attempts, error)
+            return
+        row.available_at = _now() + timedelta(seconds=delay_seconds)
+        logger.warning("outbox %s will be retried in %.0f s: %s", outbox_id, delay_seconds, error)
+
+
+def mark_failed(factory: sessionmaker[Session], outbox_id: int, error: str, *, unreachable: bool = False) -> None:
+    """Give up on a message; with ``unreachable`` the learner is marked as having blocked the bot."""
+    with transaction(factory) as session:
+        row = session.get(OutboxMessage, outbox_id)
+        if row is None:
+            return
+        row.status = "failed"
+        row.attempts += 1
+        row.last_error = error[:1000]
+        if unreachable and row.learner_id is not None:
+            learner = session.get(Learner, row.learner_id)
+            if learner is not None and learner.unreachable_since is None:
+                learner.unreachable_since = _now()
+        logger.error("outbox %s to %s:%s failed: %s", outbox_id, row.platform, row.chat_id, error)

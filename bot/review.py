@@ -1,0 +1,379 @@
+"""Reviewers: submission cards, decisions, and change requests with feedback.
+
+Buttons carry short actions: ``rv:a:<submission>`` approves,
+``rv:c:<submission>`` starts a change request, and
+``rv:m:<submission>:<criterion number>:<1 or 0>`` judges one rubric criterion
+met or not met. A change request is kept as a :class:`ReviewDraft` for that
+reviewer in that chat until the written feedback arrives, so in a busy group
+each reviewer's reply is tied to their own request.
+
+The first decision on a submission wins: the decision row has a unique key on
+the submission, and the submission row is locked while deciding.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from bot import badges
+from bot.events import Button, Document, OutboundMessage
+from bot.files import file_path
+from bot.models import Learner, ReviewDecision, ReviewDraft, Submission
+from bot.pathway import item_info
+from bot.turn import Turn
+from bot.validate import check_length
+
+logger = logging.getLogger(__name__)
+
+ACTION_PREFIX = "rv:"
+FEEDBACK_MAX_CHARS = 4000
+MET_WORDS = {"met", "yes", "y", "1"}
+NOT_MET_WORDS = {"not met", "no", "n", "0", "2"}
+
+
+def card_ref(submission_id: int) -> str:
+    return f"submission:{submission_id}"
+
+
+def _learner_name(learner: Learner) -> str:
+    return learner.name or f"{learner.platform}:{learner.platform_user_id}"
+
+
+def card_text(turn: Turn, submission: Submission) -> str:
+    from bot.evidence import evidence_preview
+
+    learner = submission.learner
+    item = submission.item
+    info = item_info(turn.flows.catalog, item.item_key)
+    criteria = "\n".join(f"{number}. {criterion.text}" for number, criterion in enumerate(info.rubric, start=1))
+    history = _history_lines(turn, submission)
+    return turn.t(
+        "review_card",
+        submission_id=submission.id,
+        learner=_learner_name(learner),
+        level=item.level,
+        title=info.title,
+        kind=turn.t(f"kind_{submission.kind}"),
+        evidence=evidence_preview(turn, submission),
+        criteria=criteria,
+        history="\n".join(history) if history else turn.t("review_no_history"),
+    )
+
+
+def _history_lines(turn: Turn, submission: Submission) -> list[str]:
+    earlier = turn.session.scalars(
+        select(ReviewDecision)
+        .join(Submission)
+        .where(Submission.item_id == submission.item_id, Submission.id != submission.id)
+        .order_by(ReviewDecision.decided_at)
+    ).all()
+    return [
+        turn.t("review_history_line", decision=turn.t(f"decision_{entry.decision}"), reviewer=entry.reviewer_name,
+               date=entry.decided_at.date().isoformat(), feedback=entry.feedback or "-")
+        for entry in earlier
+    ]
+
+
+def _card_buttons(turn: Turn, submission_id: int) -> tuple[Button, ...]:
+    return (
+        Button(turn.t("review_approve"), f"{ACTION_PREFIX}a:{submission_id}"),
+        Button(turn.t("review_request_changes"), f"{ACTION_PREFIX}c:{submission_id}"),
+    )
+
+
+def _card_document(turn: Turn, submission: Submission) -> Document | None:
+    if submission.kind != "file" or not submission.file_sha256:
+        return None
+    return Document(
+        filename=submission.file_name or "evidence",
+        content_type=submission.file_type or "application/octet-stream",
+        path=str(file_path(turn.settings.files_dir, submission.file_sha256)),
+    )
+
+
+def post_card(turn: Turn, submission: Submission) -> None:
+    """Post a pending submission to the reviewer chat of the learner's platform."""
+    platform = submission.learner.platform
+    chat_id = turn.settings.reviewer_chat(platform)
+    if chat_id is None:
+        logger.warning("no reviewer chat configured for %s; submission %s waits in /queue", platform, submission.id)
+        return
+    turn.send(
+        OutboundMessage(
+            platform=platform,
+            chat_id=chat_id,
+            text=card_text(turn, submission),
+            buttons=_card_buttons(turn, submission.id),
+            ref=card_ref(submission.id),
+            document=_card_document(turn, submission),
+            kind="review_card",
+            extra={"submission_id": submission.id},
+        )
+    )
+
+
+def _load_submission(turn: Turn, submission_id: int, *, lock: bool = False) -> Submission | None:
+    query = (
+        select(Submission)
+        .where(Submission.id == submission_id)
+        .options(selectinload(Submission.decision), selectinload(Submission.learner))
+    )
+    if lock:
+        query = query.with_for_update()
+    return turn.session.scalar(query)
+
+
+# --- commands ---------------------------------------------------------------------
+
+
+def show_queue(turn: Turn) -> None:
+    """/queue: list the submissions waiting for a decision, oldest first."""
+    pending = turn.session.scalars(
+        select(Submission)
+        .where(Submission.status == "pending")
+        .order_by(Submission.submitted_at)
+        .limit(50)
+        .options(selectinload(Submission.learner), selectinload(Submission.item))
+    ).all()
+    if not pending:
+        turn.reply(turn.t("review_queue_empty"))
+        return
+    lines = [turn.t("review_queue_header", count=len(pending))]
+    for submission in pending:
+        lines.append(
+            turn.t("review_queue_line", submission_id=submission.id, learner=_learner_name(submission.learner),
+                   title=submission.item.title, date=submission.submitted_at.date().isoformat())
+        )
+    turn.reply("\n".join(lines))
+
+
+def show_card(turn: Turn, argument: str) -> None:
+    """/review N: show one submission with its rubric and the decision buttons."""
+    submission = _load_submission(turn, int(argument)) if argument.strip().isdigit() else None
+    if submission is None or submission.status == "draft":
+        turn.reply(turn.t("review_not_found", submission_id=argument.strip() or "-"))
+        return
+    buttons = _card_buttons(turn, submission.id) if submission.status == "pending" else ()
+    turn.reply(card_text(turn, submission) + _decided_suffix(turn, submission), buttons,
+               document=_card_document(turn, submission))
+
+
+def _decided_suffix(turn: Turn, submission: Submission) -> str:
+    decision = submission.decision
+    if decision is None:
+        return ""
+    return "\n\n" + turn.t("review_decided_by", decision=turn.t(f"decision_{decision.decision}"),
+                           reviewer=decision.reviewer_name, time=_stamp(decision))
+
+
+def _stamp(decision: ReviewDecision) -> str:
+    return decision.decided_at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+# --- actions ----------------------------------------------------------------------
+
+
+def handle_action(turn: Turn, action: str) -> None:
+    """Handle a reviewer's button press (or typed equivalent)."""
+    parts = action[len(ACTION_PREFIX):].split(":")
+    if len(parts) < 2 or not parts[1].isdigit():
+        logger.warning("malformed review action %r from %s", action, turn.event.user_key)
+        turn.reply(turn.t("button_expired"), ephemeral=True)
+        return
+    verb, submission_id = parts[0], int(parts[1])
+
+    if not turn.settings.is_reviewer(turn.event.user_key):
+        logger.warning("review action by non-reviewer %s on submission %s", turn.event.user_key, submission_id)
+        turn.reply(turn.t("review_not_reviewer"), ephemeral=True)
+        return
+    submission = _load_submission(turn, submission_id, lock=True)
+    if submission is None or submission.status == "draft":
+        turn.reply(turn.t("review_not_found", submission_id=submission_id), ephemeral=True)
+        return
+    if submission.learner.user_key == turn.event.user_key:
+        logger.warning("reviewer %s tried to decide on their own submission %s", turn.event.user_key, submission_id)
+        turn.reply(turn.t("review_own_submission"), ephemeral=True)
+        return
+    if submission.decision is not None:
+        _already_decided(turn, submission)
+        return
+
+    if verb == "a":
+        decide(turn, submission, "approved", {}, "")
+    elif verb == "c":
+        _start_change_request(turn, submission)
+    elif verb == "m" and len(parts) == 4 and parts[2].isdigit() and parts[3] in ("0", "1"):
+        _judge_criterion(turn, submission, int(parts[2]), parts[3] == "1")
+    else:
+        logger.warning("unknown review action %r from %s", action, turn.event.user_key)
+        turn.reply(turn.t("button_expired"), ephemeral=True)
+
+
+def _already_decided(turn: Turn, submission: Submission) -> None:
+    decision = submission.decision
+    turn.reply(
+        turn.t("review_already_decided", submission_id=submission.id, reviewer=decision.reviewer_name,
+               decision=turn.t(f"decision_{decision.decision}"), time=_stamp(decision)),
+        ephemeral=True,
+    )
+
+
+def _find_draft(turn: Turn) -> ReviewDraft | None:
+    return turn.session.scalar(
+        select(ReviewDraft).where(
+            ReviewDraft.reviewer_key == turn.event.user_key, ReviewDraft.chat_id == turn.event.chat_id
+        )
+    )
+
+
+def _start_change_request(turn: Turn, submission: Submission) -> None:
+    draft = _find_draft(turn)
+    if draft is None:
+        draft = ReviewDraft(reviewer_key=turn.event.user_key, chat_id=turn.event.chat_id)
+        turn.session.add(draft)
+    draft.submission_id = submission.id
+    draft.criteria = {}
+    draft.started_at = turn.now
+    turn.session.flush()
+    _ask_next(turn, draft, submission)
+
+
+def _ask_next(turn: Turn, draft: ReviewDraft, submission: Submission) -> None:
+    """Ask about the first criterion not yet judged, or for the feedback when all are."""
+    rubric = item_info(turn.flows.catalog, submission.item.item_key).rubric
+    who = turn.event.display_name or turn.event.user_id
+    for number, criterion in enumerate(rubric, start=1):
+        if criterion.id not in draft.criteria:
+            buttons = (
+                Button(turn.t("review_met"), f"{ACTION_PREFIX}m:{submission.id}:{number}:1"),
+                Button(turn.t("review_not_met"), f"{ACTION_PREFIX}m:{submission.id}:{number}:0"),
+            )
+            turn.reply(
+                turn.t("review_ask_criterion", reviewer=who, submission_id=submission.id, number=number,
+                       total=len(rubric), criterion=criterion.text),
+                buttons,
+            )
+            return
+    turn.reply(turn.t("review_ask_feedback", reviewer=who, submission_id=submission.id))
+
+
+def _judge_criterion(turn: Turn, submission: Submission, number: int, met: bool) -> None:
+    draft = _find_draft(turn)
+    if draft is None or draft.submission_id != submission.id:
+        turn.reply(turn.t("button_expired"), ephemeral=True)
+        return
+    rubric = item_info(turn.flows.catalog, submission.item.item_key).rubric
+    if not 1 <= number <= len(rubric):
+        turn.reply(turn.t("button_expired"), ephemeral=True)
+        return
+    draft.criteria = {**draft.criteria, rubric[number - 1].id: met}
+    _ask_next(turn, draft, submission)
+
+
+def has_open_draft(turn: Turn) -> bool:
+    return turn.settings.is_reviewer(turn.event.user_key) and _find_draft(turn) is not None
+
+
+def cancel_draft(turn: Turn) -> bool:
+    draft = _find_draft(turn)
+    if draft is None:
+        return False
+    turn.session.delete(draft)
+    turn.reply(turn.t("review_change_request_cancelled", submission_id=draft.submission_id))
+    return True
+
+
+def handle_draft_text(turn: Turn, text: str) -> None:
+    """Take typed input for the reviewer's open change request: a criterion answer or the feedback."""
+    draft = _find_draft(turn)
+    submission = _load_submission(turn, draft.submission_id, lock=True)
+    if submission is None or submission.decision is not None:
+        turn.session.delete(draft)
+        if submission is not None:
+            _already_decided(turn, submission)
+        return
+    rubric = item_info(turn.flows.catalog, submission.item.item_key).rubric
+    pending = [criterion for criterion in rubric if criterion.id not in draft.criteria]
+    if pending:
+        folded = text.strip().casefold()
+        if folded in MET_WORDS or folded in NOT_MET_WORDS:
+            draft.criteria = {**draft.criteria, pending[0].id: folded in MET_WORDS}
+        else:
+            turn.reply(turn.t("review_criterion_invalid"))
+        _ask_next(turn, draft, submission)
+        return
+    try:
+        feedback = check_length(text, 1, FEEDBACK_MAX_CHARS)
+    except Exception:
+        turn.reply(turn.t("review_feedback_invalid", maximum=FEEDBACK_MAX_CHARS))
+        return
+    criteria = dict(draft.criteria)
+    turn.session.delete(draft)
+    decide(turn, submission, "changes_requested", criteria, feedback)
+
+
+# --- deciding ---------------------------------------------------------------------
+
+
+def decide(turn: Turn, submission: Submission, decision: str, criteria: dict, feedback: str) -> None:
+    """Store the decision, update the item, tell the learner, award badges and update the card."""
+    item = submission.item
+    learner = submission.learner
+    rubric = item_info(turn.flows.catalog, item.item_key).rubric
+    if decision == "approved":
+        criteria = {criterion.id: True for criterion in rubric}
+    reviewer_name = turn.event.display_name or turn.event.user_id
+    record = ReviewDecision(
+        submission_id=submission.id,
+        reviewer_key=turn.event.user_key,
+        reviewer_name=reviewer_name[:200],
+        decision=decision,
+        criteria=criteria,
+        feedback=feedback,
+        decided_at=turn.now,
+    )
+    turn.session.add(record)
+    submission.decision = record
+    submission.status = decision
+    item.criteria_met = {**item.criteria_met, **{key: True for key, met in criteria.items() if met}}
+    if decision == "approved":
+        item.status = "approved"
+        item.approved_at = turn.now
+    else:
+        item.status = "changes_requested"
+    turn.session.flush()
+    logger.info("submission %s %s by %s", submission.id, decision, turn.event.user_key)
+
+    if decision == "approved":
+        turn.send_to_learner(learner, turn.t("learner_item_approved", title=item.title))
+        for name in badges.award_for_item(turn, learner, item):
+            turn.send_to_learner(learner, turn.t("learner_badge_earned", name=name), kind="badge")
+    else:
+        results = "\n".join(
+            turn.t("criterion_result", criterion=criterion.text,
+                   result=turn.t("review_met") if criteria.get(criterion.id) else turn.t("review_not_met"))
+            for criterion in rubric
+        )
+        turn.send_to_learner(
+            learner, turn.t("learner_changes_requested", title=item.title, feedback=feedback, criteria=results)
+        )
+
+    decided = turn.t("review_decided_by", decision=turn.t(f"decision_{decision}"), reviewer=reviewer_name,
+                     time=_stamp(record))
+    chat_id = turn.settings.reviewer_chat(learner.platform)
+    if chat_id is not None:
+        turn.send(
+            OutboundMessage(
+                platform=learner.platform,
+                chat_id=chat_id,
+                text=card_text(turn, submission) + "\n\n" + decided,
+                edit_ref=card_ref(submission.id),
+                kind="card_update",
+                extra={"submission_id": submission.id},
+            )
+        )
+    if turn.event.chat_id != chat_id or turn.event.platform != learner.platform:
+        turn.reply(decided)

@@ -1,0 +1,78 @@
+"""The context of handling one inbound event: session, flows, learner and replies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from bot.config import Settings
+from bot.events import Button, Document, InboundEvent, OutboundMessage
+from bot.flows import Flows
+from bot.models import Learner
+
+
+@dataclass
+class Turn:
+    """Everything one handler call needs; replies are collected and written to the outbox."""
+
+    session: Session
+    flows: Flows
+    settings: Settings
+    event: InboundEvent
+    now: datetime
+    learner: Learner | None = None
+    messages: list[OutboundMessage] = field(default_factory=list)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    previous_state: str | None = None
+
+    def t(self, key: str, **values: object) -> str:
+        return self.flows.texts(key, **values)
+
+    def reply(self, text: str, buttons: tuple[Button, ...] | list[Button] = (), *,
+              document: Document | None = None, ephemeral: bool = False) -> None:
+        """Answer in the chat the event came from."""
+        self.messages.append(
+            OutboundMessage(
+                platform=self.event.platform,
+                chat_id=self.event.chat_id,
+                text=text,
+                buttons=tuple(buttons),
+                document=document,
+                ephemeral_user=self.event.user_id if ephemeral else None,
+                learner_id=self.learner.id if self.learner is not None else None,
+            )
+        )
+
+    def send_to_learner(self, learner: Learner, text: str, buttons: tuple[Button, ...] = (), *,
+                        kind: str = "notice", document: Document | None = None) -> None:
+        """Message a learner in their own chat, whoever caused it."""
+        self.messages.append(
+            OutboundMessage(
+                platform=learner.platform,
+                chat_id=learner.chat_id,
+                text=text,
+                buttons=buttons,
+                learner_id=learner.id,
+                kind=kind,
+                document=document,
+            )
+        )
+
+    def send(self, message: OutboundMessage) -> None:
+        self.messages.append(message)
+
+    def learner_today(self) -> date:
+        """Today's date where the learner lives (UTC until they gave a time zone)."""
+        zone = self.learner.timezone if self.learner is not None else None
+        if zone:
+            return self.now.astimezone(ZoneInfo(zone)).date()
+        return self.now.date()
+
+
+def name_suffix(learner: Learner) -> str:
+    """", Ana" for a learner called Ana, or nothing before they gave a name."""
+    return f", {learner.name}" if learner.name else ""
