@@ -43,6 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--name", help="display name shown to reviewers (default: the user id)")
     _add_common_options(chat)
 
+    run = subcommands.add_parser("run", help="run the bot on a chat platform",
+                                 description="Run the bot on Telegram or Slack with the configured tokens. "
+                                             "The platform mode (polling/webhook, socket/http) comes from "
+                                             "the configuration.")
+    run.add_argument("platform", choices=("telegram", "slack"), help="which platform to connect to")
+    _add_common_options(run)
+
+    serve = subcommands.add_parser("serve", help="serve the web app (webhooks, Slack HTTP events, badges) with uvicorn")
+    serve.add_argument("--workers", type=int, default=1, help="number of uvicorn worker processes (default: 1)")
+    _add_common_options(serve)
+
     flows = subcommands.add_parser("flows", help="work with flow files")
     flow_commands = flows.add_subparsers(dest="flows_command", metavar="ACTION", required=True)
     check = flow_commands.add_parser("check", help="validate a flows directory without starting the bot")
@@ -110,6 +121,24 @@ def _run_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _run_platform(args: argparse.Namespace, settings: Settings) -> int:
+    _configure_logging(settings, to_file=False)
+    if args.platform == "telegram":
+        from adapters.telegram import main as run_telegram
+
+        return run_telegram(settings)
+    from adapters.slack import main as run_slack
+
+    return run_slack(settings)
+
+
+def _run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.server import serve
+
+    _configure_logging(settings, to_file=False)
+    return serve(settings, workers=args.workers)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -122,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run_chat(args, settings)
         if args.command == "flows":
             return _run_flows_check(args, settings)
+        if args.command == "run":
+            return _run_platform(args, settings)
+        if args.command == "serve":
+            return _run_serve(args, settings)
         return _run_db_upgrade(args, settings)
     except ConfigError as exc:
         print(f"careerbot: {exc}", file=sys.stderr)

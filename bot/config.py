@@ -58,6 +58,46 @@ class Settings(BaseModel):
     )
     log_level: str = Field(default="INFO", description="logging level: DEBUG, INFO, WARNING or ERROR")
 
+    # --- the web app (webhooks, badge verification, supervisor forms) ---
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="public URL where careerbot's web app is reachable; badge and form links start with it",
+    )
+    listen_host: str = Field(default="127.0.0.1", description="address the web app listens on")
+    listen_port: int = Field(default=8080, ge=1, le=65535, description="port the web app listens on")
+
+    # --- Telegram ---
+    telegram_token: str | None = Field(default=None, description="Telegram bot token from @BotFather")
+    telegram_base_url: str = Field(
+        default="https://api.telegram.org/bot",
+        description="Bot API base URL; point it at a self-hosted Bot API server if you run one",
+    )
+    telegram_base_file_url: str = Field(
+        default="https://api.telegram.org/file/bot", description="Bot API base URL for file downloads"
+    )
+    telegram_mode: str = Field(default="polling", description="'polling' (one process) or 'webhook'")
+    telegram_webhook_secret: str | None = Field(
+        default=None, description="secret_token Telegram sends with each webhook request (required for webhook mode)"
+    )
+
+    # --- Slack ---
+    slack_bot_token: str | None = Field(default=None, description="Slack bot token (xoxb-...)")
+    slack_app_token: str | None = Field(default=None, description="Slack app-level token for Socket Mode (xapp-...)")
+    slack_signing_secret: str | None = Field(default=None, description="Slack signing secret for HTTP mode")
+    slack_base_url: str = Field(
+        default="https://slack.com/api/", description="Slack Web API base URL (another one on Slack's government cloud)"
+    )
+    slack_mode: str = Field(default="socket", description="'socket' (Socket Mode) or 'http'")
+
+    # --- Open Badges ---
+    issuer_name: str = Field(default="Career Prepared Program", description="name of the organization issuing badges")
+    issuer_url: str = Field(default="https://example.edu", description="web site of the issuing organization")
+    issuer_email: str = Field(default="badges@example.edu", description="contact email of the issuer")
+    issuer_image: str | None = Field(default=None, description="URL of the issuer's logo")
+    issuer_key_file: Path | None = Field(
+        default=None, description="PEM private key (Ed25519 or RSA) that signs Open Badges 3.0 credentials"
+    )
+
     @field_validator("reviewers", "coordinators")
     @classmethod
     def _check_user_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
