@@ -1,0 +1,42 @@
+"""``careerbot serve``: the web app under uvicorn, with the routes the configuration enables."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+
+from bot.app import build_engine
+from bot.config import Settings, load_settings
+from bot.web import RouteProvider, create_app
+
+logger = logging.getLogger(__name__)
+
+
+def route_providers(settings: Settings) -> list[RouteProvider]:
+    """Pick the route providers for the configured platforms and features."""
+    providers: list[RouteProvider] = []
+    # Each feature module adds itself here as it is built: the Telegram webhook
+    # (adapters.telegram.web_routes), Slack HTTP mode (adapters.slack.web_routes)
+    # and badge verification.
+    return providers
+
+
+def build_app(settings: Settings | None = None) -> Starlette:
+    """Build the ASGI app from settings (from the environment when not given)."""
+    settings = settings or load_settings()
+    engine = build_engine(settings)
+    return create_app(engine, route_providers(settings))
+
+
+def serve(settings: Settings, *, workers: int = 1) -> int:
+    import uvicorn
+
+    logger.info("serving on %s:%d with %d worker(s)", settings.listen_host, settings.listen_port, workers)
+    if workers > 1:
+        # Each worker process builds its own app from the environment.
+        uvicorn.run("bot.server:build_app", factory=True, host=settings.listen_host, port=settings.listen_port,
+                    workers=workers)
+    else:
+        uvicorn.run(build_app(settings), host=settings.listen_host, port=settings.listen_port)
+    return 0
