@@ -58,6 +58,7 @@ class Conversation:
         self.rating_prefix = next((q.spec_id for q in self.questions if q.skill_id), "ratings")
         self.max_rating = next((q.max_rating for q in self.questions if q.skill_id), 5)
         self.machine = self._build_machine()
+        self._numbers = {question.state: number for number, question in enumerate(self.questions, start=1)}
 
     def _build_machine(self) -> Machine:
         question_states = [question.state for question in self.questions]
@@ -121,10 +122,7 @@ class Conversation:
 
     def ask(self, turn: Turn, question: Question) -> None:
         """Send the prompt of ``question`` with its choices as buttons."""
-        index = self.questions.index(question) + 1
-        lines = []
-        if question.section == "plan" or question.section == "profile":
-            lines.append(turn.t("question_progress", number=index, total=len(self.questions)))
+        lines = [turn.t("question_progress", number=self._numbers[question.state], total=len(self.questions))]
         lines.append(question.prompt.strip())
         if question.kind == "rating":
             lines.append(turn.t("rating_hint", minimum=question.min_rating, maximum=question.max_rating))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import bindparam, select
 
 from bot import account, commands, evidence
 from bot.conversation import EDIT_CHOOSE, FORGET_CONFIRM, HOME, SUBMIT_INPUT, Conversation
@@ -17,16 +16,18 @@ from bot.validate import InvalidInput, clean_text
 logger = logging.getLogger(__name__)
 
 
+# Built once: the statement is the same for every event, only its parameters change.
+_LEARNER_BY_USER = (
+    select(Learner)
+    .where(Learner.platform == bindparam("platform"), Learner.platform_user_id == bindparam("user_id"))
+    .with_for_update()
+)
+
+
 def load_learner(turn: Turn, *, create: bool) -> tuple[Learner | None, bool]:
     """Load (and lock) the learner of this event; create them when ``create`` is set."""
     event = turn.event
-    query = (
-        select(Learner)
-        .where(Learner.platform == event.platform, Learner.platform_user_id == event.user_id)
-        .options(selectinload(Learner.items), selectinload(Learner.awards))
-        .with_for_update()
-    )
-    learner = turn.session.scalar(query)
+    learner = turn.session.scalar(_LEARNER_BY_USER, {"platform": event.platform, "user_id": event.user_id})
     if learner is not None or not create:
         return learner, False
     learner = Learner(

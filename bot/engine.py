@@ -106,8 +106,13 @@ class Engine:
         if dialect_insert is None:
             session.execute(insert(ProcessedUpdate).values(**values))
             return True
-        statement = dialect_insert(ProcessedUpdate).values(**values).on_conflict_do_nothing()
-        return session.execute(statement).rowcount == 1
+        statement = (
+            dialect_insert(ProcessedUpdate)
+            .values(**values)
+            .on_conflict_do_nothing()
+            .returning(ProcessedUpdate.update_id)
+        )
+        return session.execute(statement).scalar() is not None
 
     def _route(self, turn: Turn) -> None:
         event = turn.event

@@ -101,3 +101,35 @@ def make_event(user: str = "ana", text: str | None = None, *, platform: str = "c
         received_at=datetime.now(timezone.utc),
         **fields,
     )
+
+
+@pytest.fixture
+def postgres_database(postgres_url: str) -> Iterator[str]:
+    """Create an empty PostgreSQL database for one test and drop it afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"careerbot_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(db.make_engine(postgres_url).url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_engine(postgres_database: str, tmp_path: Path) -> Iterator[Engine]:
+    settings = load_settings(
+        environ={},
+        data_dir=tmp_path / "data",
+        database_url=postgres_database,
+        reviewers=("console:reviewer", "console:reviewer2"),
+        coordinators=("console:coordinator",),
+    )
+    built = build_engine(settings)
+    yield built
+    built.session_factory.kw["bind"].dispose()
