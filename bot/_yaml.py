@@ -15,9 +15,10 @@ import yaml
 
 
 class LineDict(dict):
-    """A mapping from a YAML file, with the 1-based line where it starts."""
+    """A mapping from a YAML file, with the 1-based line where it starts and the line of each key."""
 
     line: int = 0
+    key_lines: dict[Any, int]
 
 
 class LineList(list):
@@ -43,6 +44,7 @@ class _LineLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     mapping = LineDict()
     mapping.line = node.start_mark.line + 1
+    mapping.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if key in mapping:
@@ -50,6 +52,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
                 None, None, f"duplicate key {key!r} (the second one would replace the first)", key_node.start_mark
             )
         mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[key] = key_node.start_mark.line + 1
     return mapping
 
 
@@ -89,14 +92,17 @@ def line_of(document: Any, location: tuple[Any, ...]) -> int:
 
     ``location`` is a path of keys and indexes, as pydantic reports it for a
     validation error. A key that does not exist (a missing field) stops the
-    walk, so the error points at the mapping that lacks it.
+    walk, so the error points at the mapping that lacks it. A scalar value
+    carries no line, so its key's line is used.
     """
     line = getattr(document, "line", 0)
     node = document
     for step in location:
+        parent = node
         try:
             node = node[step]
         except (KeyError, IndexError, TypeError):
             break
-        line = getattr(node, "line", line)
+        key_line = getattr(parent, "key_lines", {}).get(step, line)
+        line = getattr(node, "line", key_line)
     return line

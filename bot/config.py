@@ -107,6 +107,14 @@ class Settings(BaseModel):
                 raise ValueError(f"{entry!r} is not platform:user_id, for example telegram:123456789")
         return value
 
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError(f"{value!r} is not a logging level; use DEBUG, INFO, WARNING or ERROR")
+        return level
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -203,6 +203,7 @@ def answer_question(turn: Turn, conversation: Conversation, question, text: str)
     if question.kind == "consent":
         if value == "decline":
             turn.reply(turn.t("consent_declined"))
+            conversation.ask(turn, question)
             return
         turn.learner.consented_at = turn.now
     conversation.store_answer(turn.learner, question, value)

@@ -158,6 +158,16 @@ def prompt_input(turn: Turn, conversation: Conversation) -> None:
     info = item_info(turn.flows.catalog, item.item_key)
     kind = turn.learner.context.get("submit_kind")
     evidence = info.evidence
+    if kind == "plan":
+        # The plan is drafted from the answers, so there is nothing to type: /back from
+        # its preview goes to the choice of kind, or of item when the plan is the only kind.
+        if len(evidence.kinds) > 1:
+            conversation.jump(turn.learner, SUBMIT_KIND)
+            prompt_kind(turn, conversation)
+        else:
+            conversation.jump(turn.learner, SUBMIT_ITEM)
+            prompt_item(turn, conversation)
+        return
     if kind == "reflection":
         turn.reply(turn.t("submit_ask_reflection", minimum=evidence.reflection_min_chars,
                           maximum=evidence.reflection_max_chars))

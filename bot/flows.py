@@ -134,18 +134,19 @@ def _describe_location(document: Any, location: tuple) -> str:
     """Name the entry an error is about, such as ``question 'email'`` or ``item 'job-board'``."""
     node = document
     name = ""
-    for step in location:
+    for index, step in enumerate(location):
         try:
             node = node[step]
         except (KeyError, IndexError, TypeError):
             break
         if isinstance(node, dict) and isinstance(node.get("id"), str):
-            name = f"{step_kind(location, step)} {node['id']!r}"
+            name = f"{step_kind(location, index)} {node['id']!r}"
     return name
 
 
-def step_kind(location: tuple, step: Any) -> str:
-    index = location.index(step)
+def step_kind(location: tuple, index: int) -> str:
+    """Name the kind of entry at ``location[index]``: a list index takes the name of its list."""
+    step = location[index]
     parent = location[index - 1] if isinstance(step, int) and index > 0 else step
     return {
         "questions": "question",

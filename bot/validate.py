@@ -11,7 +11,7 @@ import ipaddress
 import re
 import unicodedata
 import zoneinfo
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -60,9 +60,22 @@ def match_choice(text: str, choices: tuple[ChoiceSpec, ...]) -> ChoiceSpec:
     for choice in choices:
         if wanted in (choice.value.casefold(), choice.label.casefold()):
             return choice
-    if wanted.isdigit() and 1 <= int(wanted) <= len(choices):
-        return choices[int(wanted) - 1]
+    number = parse_number(wanted)
+    if number is not None and 1 <= number <= len(choices):
+        return choices[number - 1]
     raise InvalidInput("invalid_choice", options=", ".join(choice.label for choice in choices))
+
+
+def parse_number(text: str, max_digits: int = 9) -> int | None:
+    """Read a short whole number; None for anything else.
+
+    ``str.isdigit`` also accepts characters such as "²" that ``int`` rejects,
+    and ``int`` rejects strings of more than 4300 digits, so both are checked here.
+    """
+    stripped = text.strip()
+    if not stripped.isdecimal() or len(stripped) > max_digits:
+        return None
+    return int(stripped)
 
 
 def check_email(text: str) -> str:
@@ -102,8 +115,9 @@ def check_future_date(text: str, today: date, max_years_ahead: int) -> date:
 
 
 def _last_day_of_month(day: date) -> date:
-    following = date(day.year + (day.month == 12), day.month % 12 + 1, 1)
-    return date.fromordinal(following.toordinal() - 1)
+    if day.month == 12:
+        return day.replace(day=31)  # also for 9999, where the next month is out of range
+    return date(day.year, day.month + 1, 1) - timedelta(days=1)
 
 
 @lru_cache(maxsize=1)
@@ -135,15 +149,16 @@ def check_link(text: str) -> str:
         raise InvalidInput("invalid_link_long", maximum=2048)
     if any(char.isspace() for char in candidate):
         raise InvalidInput("invalid_link")
-    parts = urlsplit(candidate)
+    try:
+        parts = urlsplit(candidate)
+        host = parts.hostname
+    except ValueError:  # such as an unclosed "[" in an IPv6 address
+        raise InvalidInput("invalid_link") from None
     if parts.scheme.lower() not in ("http", "https"):
         raise InvalidInput("invalid_link_scheme")
-    try:
-        host = parts.hostname
-    except ValueError:
-        host = None
     if not host or parts.username or parts.password:
         raise InvalidInput("invalid_link")
+    host = host.rstrip(".")  # "localhost." and "127.0.0.1." name the same hosts as without the dot
     if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
         raise InvalidInput("invalid_link_private")
     try:
@@ -164,7 +179,7 @@ def _numeric_ipv4(host: str) -> ipaddress.IPv4Address | None:
     if not re.fullmatch(r"[0-9a-fx.]+", host):
         return None
     try:
-        parts = [int(part, 0) for part in host.split(".")]
+        parts = [_numeric_ipv4_part(part) for part in host.split(".")]
     except ValueError:
         return None
     if not parts or len(parts) > 4:
@@ -179,6 +194,15 @@ def _numeric_ipv4(host: str) -> ipaddress.IPv4Address | None:
         return None
     value = (value << last_bits) + parts[-1]
     return ipaddress.IPv4Address(value)
+
+
+def _numeric_ipv4_part(part: str) -> int:
+    """Read one part as inet_aton does: 0x hexadecimal, a leading 0 octal, else decimal."""
+    if part.startswith("0x"):
+        return int(part[2:], 16)
+    if part.startswith("0") and len(part) > 1:
+        return int(part[1:], 8)
+    return int(part, 10)
 
 
 def file_extension(filename: str) -> str:
