@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -84,6 +85,8 @@ class Learner(Base):
     start_parameter: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    share_name_on_badges: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    share_files_on_badges: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     items: Mapped[list[PathwayItem]] = relationship(
         back_populates="learner", cascade="all, delete-orphan", order_by="PathwayItem.position"
@@ -212,9 +215,44 @@ class BadgeAward(Base):
     awarded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     learner: Mapped[Learner] = relationship(back_populates="awards")
+    assertion: Mapped[BadgeAssertion | None] = relationship(
+        back_populates="award", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     def __repr__(self) -> str:
         return f"BadgeAward(learner_id={self.learner_id}, {self.badge_key!r})"
+
+
+class BadgeAssertion(Base):
+    """The Open Badges assertion issued for one award, published under its random ``uid``.
+
+    An award waits without an assertion until the learner has an email address.
+    ``recipient_hash`` is ``sha256$`` + hex(SHA-256(lowercased email + salt)).
+    ``evidence`` is a snapshot taken at issue time of the approved submissions
+    (or, for the macro-badge, of the level assertions) that the award rests on.
+    """
+
+    __tablename__ = "badge_assertions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    award_id: Mapped[int] = mapped_column(ForeignKey("badge_awards.id", ondelete="CASCADE"), unique=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id", ondelete="CASCADE"), index=True)
+    badge_key: Mapped[str] = mapped_column(String(64))
+    recipient_hash: Mapped[str] = mapped_column(String(80))
+    salt: Mapped[str] = mapped_column(String(64))
+    issued_on: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    evidence: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    revocation_reason: Mapped[str | None] = mapped_column(Text)
+    revoked_by: Mapped[str | None] = mapped_column(String(96))
+
+    award: Mapped[BadgeAward] = relationship(back_populates="assertion")
+
+    def __repr__(self) -> str:
+        return f"BadgeAssertion({self.uid!r}, {self.badge_key!r}, revoked={self.revoked_at is not None})"
 
 
 class ProcessedUpdate(Base):
