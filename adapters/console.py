@@ -18,6 +18,7 @@ from typing import TextIO
 from bot import outbox
 from bot.engine import Engine
 from bot.events import Attachment, Button, InboundEvent, OutboundMessage
+from bot.validate import parse_number
 
 PLATFORM = "console"
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
@@ -56,10 +57,12 @@ class ConsoleChat:
     def to_event(self, line: str) -> InboundEvent:
         """Convert a typed line into an event: a button number, a file, or text."""
         stripped = line.strip()
-        if stripped.isdigit() and self.last_buttons and 1 <= int(stripped) <= len(self.last_buttons):
-            return self._event(action=self.last_buttons[int(stripped) - 1].action)
-        if stripped.startswith("/attach"):
-            return self._attachment_event(stripped[len("/attach"):].strip())
+        number = parse_number(stripped)
+        if number is not None and 1 <= number <= len(self.last_buttons):
+            return self._event(action=self.last_buttons[number - 1].action)
+        command, _, argument = stripped.partition(" ")
+        if command == "/attach":
+            return self._attachment_event(argument.strip())
         return self._event(text=line)
 
     def _attachment_event(self, raw_path: str) -> InboundEvent:
@@ -110,7 +113,9 @@ class ConsoleChat:
         if message.buttons:
             for number, button in enumerate(message.buttons, start=1):
                 self.stdout.write(f"  {number}) {button.label}\n")
-        if not channel:
+        # A number picks a button of the last message printed with buttons. A reply
+        # without buttons in the user's own chat ends that choice.
+        if message.buttons or not channel:
             self.last_buttons = message.buttons
         self.stdout.flush()
 

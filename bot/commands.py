@@ -17,6 +17,7 @@ from bot.conversation import DETOURS, EDIT_CHOOSE, HOME, Conversation
 from bot.events import Button
 from bot.models import Learner, Submission
 from bot.turn import Turn, name_suffix
+from bot.validate import parse_number
 
 logger = logging.getLogger(__name__)
 
@@ -193,8 +194,9 @@ def choose_edit(turn: Turn, conversation: Conversation, text: str) -> None:
     questions = editable_questions(conversation)
     wanted = text.strip().casefold()
     chosen = None
-    if wanted.isdigit() and 1 <= int(wanted) <= len(questions):
-        chosen = questions[int(wanted) - 1]
+    number = parse_number(wanted)
+    if number is not None and 1 <= number <= len(questions):
+        chosen = questions[number - 1]
     for question in questions:
         if wanted in (question.state.casefold(), question.spec_id.casefold(), question.label.casefold()):
             chosen = question

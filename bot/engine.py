@@ -120,7 +120,7 @@ class Engine:
             review.handle_action(turn, event.action)
             return
         is_reviewer = self.settings.is_reviewer(event.user_key)
-        if is_reviewer and event.text and not event.text.startswith("/") and review.has_open_draft(turn):
+        if is_reviewer and event.text is not None and not event.text.startswith("/") and review.has_open_draft(turn):
             review.handle_draft_text(turn, event.text[: self.settings.max_message_chars])
             return
         if event.chat_type == "group":

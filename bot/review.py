@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from bot import badges
 from bot.events import Button, Document, OutboundMessage
 from bot.files import file_path
-from bot.models import Learner, ReviewDecision, ReviewDraft, Submission
+from bot.models import Learner, OutboxMessage, ReviewDecision, ReviewDraft, Submission
 from bot.pathway import item_info
 from bot.turn import Turn
-from bot.validate import check_length
+from bot.validate import InvalidInput, check_length, clean_text, parse_number
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +115,29 @@ def post_card(turn: Turn, submission: Submission) -> None:
     )
 
 
+def withdraw_cards(turn: Turn, submission_ids: list[int]) -> None:
+    """Remove a deleted learner's data from the review cards of ``submission_ids``.
+
+    Cards and card updates not yet sent are deleted. A card already sent keeps
+    its outbox row, with the text replaced by a notice, so that an adapter can
+    still find the platform message and edit it to show the notice.
+    """
+    refs = {card_ref(submission_id): submission_id for submission_id in submission_ids}
+    if not refs:
+        return
+    rows = turn.session.scalars(
+        select(OutboxMessage).where(or_(OutboxMessage.ref.in_(refs), OutboxMessage.edit_ref.in_(refs)))
+    ).all()
+    for row in rows:
+        if row.ref not in refs or row.status != "sent":
+            turn.session.delete(row)
+            continue
+        notice = turn.t("review_card_withdrawn", submission_id=refs[row.ref])
+        row.payload = {"text": notice}
+        turn.send(OutboundMessage(platform=row.platform, chat_id=row.chat_id, text=notice, edit_ref=row.ref,
+                                  kind="card_update"))
+
+
 def _load_submission(turn: Turn, submission_id: int, *, lock: bool = False) -> Submission | None:
     query = (
         select(Submission)
@@ -152,7 +175,8 @@ def show_queue(turn: Turn) -> None:
 
 def show_card(turn: Turn, argument: str) -> None:
     """/review N: show one submission with its rubric and the decision buttons."""
-    submission = _load_submission(turn, int(argument)) if argument.strip().isdigit() else None
+    submission_id = parse_number(argument)
+    submission = _load_submission(turn, submission_id) if submission_id is not None else None
     if submission is None or submission.status == "draft":
         turn.reply(turn.t("review_not_found", submission_id=argument.strip() or "-"))
         return
@@ -179,7 +203,7 @@ def _stamp(decision: ReviewDecision) -> str:
 def handle_action(turn: Turn, action: str) -> None:
     """Handle a reviewer's button press (or typed equivalent)."""
     parts = action[len(ACTION_PREFIX):].split(":")
-    if len(parts) < 2 or not parts[1].isdigit():
+    if len(parts) < 2 or parse_number(parts[1]) is None:
         logger.warning("malformed review action %r from %s", action, turn.event.user_key)
         turn.reply(turn.t("button_expired"), ephemeral=True)
         return
@@ -205,7 +229,7 @@ def handle_action(turn: Turn, action: str) -> None:
         decide(turn, submission, "approved", {}, "")
     elif verb == "c":
         _start_change_request(turn, submission)
-    elif verb == "m" and len(parts) == 4 and parts[2].isdigit() and parts[3] in ("0", "1"):
+    elif verb == "m" and len(parts) == 4 and parse_number(parts[2]) is not None and parts[3] in ("0", "1"):
         _judge_criterion(turn, submission, int(parts[2]), parts[3] == "1")
     else:
         logger.warning("unknown review action %r from %s", action, turn.event.user_key)
@@ -288,6 +312,7 @@ def cancel_draft(turn: Turn) -> bool:
 
 def handle_draft_text(turn: Turn, text: str) -> None:
     """Take typed input for the reviewer's open change request: a criterion answer or the feedback."""
+    text = clean_text(text)
     draft = _find_draft(turn)
     submission = _load_submission(turn, draft.submission_id, lock=True)
     if submission is None or submission.decision is not None:
@@ -307,7 +332,7 @@ def handle_draft_text(turn: Turn, text: str) -> None:
         return
     try:
         feedback = check_length(text, 1, FEEDBACK_MAX_CHARS)
-    except Exception:
+    except InvalidInput:
         turn.reply(turn.t("review_feedback_invalid", maximum=FEEDBACK_MAX_CHARS))
         return
     criteria = dict(draft.criteria)

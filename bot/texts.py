@@ -169,6 +169,7 @@ MESSAGE_FIELDS: dict[str, frozenset[str]] = {
     "review_criterion_invalid": frozenset(),
     "review_feedback_invalid": frozenset({'maximum'}),
     "review_change_request_cancelled": frozenset({'submission_id'}),
+    "review_card_withdrawn": frozenset({'submission_id'}),
     "review_queue_empty": frozenset(),
     "review_queue_header": frozenset({'count'}),
     "review_queue_line": frozenset({'date', 'learner', 'submission_id', 'title'}),
