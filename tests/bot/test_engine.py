@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from bot import dialog
 from bot.app import build_engine
+from bot.events import Attachment
 from bot.models import Learner, OutboxMessage, ProcessedUpdate
 from tests.bot.scripted import Chat
 from tests.conftest import make_event
@@ -164,3 +165,62 @@ def test_learner_cannot_use_coordinator_command(engine):
 
     assert chat.texts()[0] == "Only program coordinators can use that command."
     assert chat.state() == "name"
+
+
+def drive_to(chat: Chat, state: str) -> None:
+    """Bring the learner to ``state`` by chatting, as a learner would."""
+    if chat.engine.flows.question(state) is not None:
+        chat.answer_until(state)
+        return
+    chat.finish_plan()
+    steps = {
+        "home": [],
+        "submit_item": ["/submit"],
+        "submit_kind": ["/submit", "1"],
+        "submit_input": ["/submit", "1", "reflection"],
+        "submit_confirm": ["/submit", "1", "reflection", "x" * 250],
+        "edit_choose": ["/edit"],
+        "forget_confirm": ["/forget"],
+    }[state]
+    for text in steps:
+        chat.send(text)
+
+
+ODD_EVENTS = [
+    {"text": ""},
+    {"text": "   "},
+    {"text": "\x00\x07"},
+    {"text": "²"},
+    {"text": "9" * 5000},
+    {"text": "x" * 100_000},
+    {"text": "\ud800 broken surrogate"},
+    {"text": None},
+    {"action": "nowhere:1"},
+    {"action": "submit_item:²"},
+    {"action": "rv:a:²"},
+    {"action": "rv:a:99999999999999999999999"},
+    {"attachment": Attachment(filename="a.exe", content_type=None, size=2, data=b"MZ")},
+    {"attachment": Attachment(filename="big.pdf", content_type=None, size=10**9, data=None)},
+]
+STATES = ["consent", "name", "email", "campus", "timezone", "ratings.empathy", "target_date", "experience", "home",
+          "submit_item", "submit_kind", "submit_input", "submit_confirm", "edit_choose", "forget_confirm"]
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_odd_input_in_every_state(engine, state):
+    chat = Chat(engine)
+    drive_to(chat, state)
+    assert chat.state() == state
+
+    for fields in ODD_EVENTS:
+        text = fields.get("text")
+        other = {key: value for key, value in fields.items() if key != "text"}
+        before = chat.learner()
+        messages = chat.send(text, **other)
+
+        assert messages, fields
+        assert messages[-1].text.strip(), fields
+        after = chat.learner()
+        assert after is not None
+        assert set(before.answers) <= set(after.answers) | {"email"}
+        assert len([item for item in after.items if item.active]) == len([item for item in before.items if item.active])
