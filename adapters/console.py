@@ -123,6 +123,8 @@ class ConsoleChat:
         document = message.document
         if document.path is not None:
             return f"{document.filename}: {document.path}"
+        # NOTE: /forget does not delete these files. They are the learner's copy of a
+        # document, as a download is on other platforms, but they sit in the data folder.
         target_dir = self.engine.settings.data_dir / "exports"
         target_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
