@@ -8,6 +8,7 @@ span several entries (unique ids, references between sections).
 from __future__ import annotations
 
 import re
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -59,8 +60,24 @@ class Badge(_Strict):
     id: str = Field(pattern=ID_PATTERN)
     name: str = Field(min_length=1, max_length=120)
     description: str = Field(min_length=1, max_length=2000)
-    image: str | None = None
+    image: str | None = Field(
+        default=None,
+        description="PNG or SVG file of the badge image, relative to the flows folder; default: a drawn badge",
+    )
     validity_days: int | None = Field(default=None, ge=1)
+
+    @field_validator("image")
+    @classmethod
+    def _relative_image_file(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = PurePosixPath(value)
+        if path.is_absolute() or ".." in path.parts or path.suffix.lower() not in (".png", ".svg"):
+            raise ValueError(
+                f"image {value!r} must be a .png or .svg file inside the flows folder, such as badges/level-1.png"
+            )
+        return value
+
 
 
 class Item(_Strict):
@@ -160,6 +177,18 @@ class Catalog(_Strict):
         badges += [skill.badge for skill in self.skills]
         badges.append(self.program.macro_badge)
         return badges
+
+
+def check_badge_images(catalog: Catalog, flows_dir: Path) -> list[tuple[tuple, str]]:
+    """Return (location, message) for each badge image file that is missing from ``flows_dir``."""
+    located = [(("program", "macro_badge", "image"), catalog.program.macro_badge)]
+    located += [(("levels", index, "badge", "image"), level.badge) for index, level in enumerate(catalog.levels)]
+    located += [(("skills", index, "badge", "image"), skill.badge) for index, skill in enumerate(catalog.skills)]
+    problems = []
+    for location, badge in located:
+        if badge.image is not None and not (flows_dir / badge.image).is_file():
+            problems.append((location, f"badge image {badge.image!r} not found in {flows_dir}"))
+    return problems
 
 
 def check_catalog(catalog: Catalog) -> list[tuple[tuple, str]]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from sqlalchemy import func, select
 
-from bot import account, evidence, review
+from bot import account, assertions, evidence, review, sharing
 from bot.conversation import DETOURS, EDIT_CHOOSE, HOME, Conversation
 from bot.events import Button
 from bot.models import Learner, Submission
@@ -85,7 +85,12 @@ def cmd_pathway(turn: Turn, conversation: Conversation, argument: str) -> bool:
 
 
 def cmd_badges(turn: Turn, conversation: Conversation, argument: str) -> bool:
+    """/badges: list earned and missing badges, then each earned badge's sharing links."""
+    assertions.issue_pending(turn, turn.learner, ask_for_email=False)
     turn.reply(account.badges_text(turn))
+    links = sharing.links_text(turn, turn.learner)
+    for part in sharing.split_message(links) if links else ():
+        turn.reply(part)
     return True
 
 
@@ -236,6 +241,12 @@ def cmd_report(turn: Turn, conversation: Conversation | None, argument: str) -> 
     return False
 
 
+def cmd_revoke(turn: Turn, conversation: Conversation | None, argument: str) -> bool:
+    """/revoke <assertion id or URL> <reason>: revoke an issued badge (coordinators only)."""
+    assertions.revoke(turn, argument)
+    return False
+
+
 Command = Callable[[Turn, Conversation, str], bool]
 
 LEARNER_COMMANDS: dict[str, Command] = {
@@ -252,15 +263,16 @@ LEARNER_COMMANDS: dict[str, Command] = {
     "forget": cmd_forget,
     "submit": cmd_submit,
     "edit": cmd_edit,
+    "share": sharing.cmd_share,
 }
 """Learner commands. Each returns True when the current question or next step
 should be asked again after its reply."""
 
 REVIEWER_COMMANDS: dict[str, Command] = {"queue": cmd_queue, "review": cmd_review}
-COORDINATOR_COMMANDS: dict[str, Command] = {"report": cmd_report}
+COORDINATOR_COMMANDS: dict[str, Command] = {"report": cmd_report, "revoke": cmd_revoke}
 
-MENU = ("help", "plan", "pathway", "submit", "badges", "edit", "back", "skip", "cancel", "stop", "start",
-        "export", "forget")
+MENU = ("help", "plan", "pathway", "submit", "badges", "share", "edit", "back", "skip", "cancel", "stop",
+        "start", "export", "forget")
 """Commands in the order a platform's command menu lists them; each has a
 ``command_<name>`` description in the messages."""
 

@@ -94,6 +94,11 @@ class Settings(BaseModel):
     issuer_url: str = Field(default="https://example.edu", description="web site of the issuing organization")
     issuer_email: str = Field(default="badges@example.edu", description="contact email of the issuer")
     issuer_image: str | None = Field(default=None, description="URL of the issuer's logo")
+    issuer_linkedin_organization_id: str | None = Field(
+        default=None,
+        description="the issuer's LinkedIn organization id; 'Add to LinkedIn' links then name the "
+        "organization page instead of issuer_name",
+    )
     issuer_key_file: Path | None = Field(
         default=None, description="PEM private key (Ed25519 or RSA) that signs Open Badges 3.0 credentials"
     )

@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy import bindparam, select
 
-from bot import account, commands, evidence
+from bot import account, assertions, commands, evidence
 from bot.conversation import EDIT_CHOOSE, FORGET_CONFIRM, HOME, SUBMIT_INPUT, Conversation
 from bot.models import Learner
 from bot.pathway import plan_pathway, rebuild_pathway
@@ -131,7 +131,7 @@ def _handle_command(turn: Turn, conversation: Conversation, name: str, argument:
         turn.reply(turn.t("unknown_command", command=name))
         reprompt(turn, conversation)
         return
-    consent_needed = turn.learner.consented_at is None and name in ("submit", "edit", "export")
+    consent_needed = turn.learner.consented_at is None and name in ("submit", "edit", "export", "share")
     if consent_needed:
         turn.reply(turn.t("consent_needed_first"))
         reprompt(turn, conversation)
@@ -207,6 +207,9 @@ def answer_question(turn: Turn, conversation: Conversation, question, text: str)
             return
         turn.learner.consented_at = turn.now
     conversation.store_answer(turn.learner, question, value)
+    if question.profile_field == "email":
+        # Badges awarded before the learner had an email address are issued now.
+        assertions.issue_pending(turn, turn.learner)
     on_question_done(turn, conversation, "answer")
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from bot._yaml import FlowFileError, line_of, load_yaml_file
-from bot.catalog import Catalog, check_catalog
+from bot.catalog import Catalog, check_badge_images, check_catalog
 from bot.questions import ChoiceSpec, ConversationSpec, Question
 from bot.texts import MESSAGE_FIELDS, Texts
 
@@ -293,7 +293,7 @@ def load_flows(directory: Path | str | None = None) -> Flows:
     catalog_path = directory / CATALOG_FILE
     catalog_doc, catalog = _parse(Catalog, catalog_path, collector, _describe_location)
     if catalog is not None:
-        for location, message in check_catalog(catalog):
+        for location, message in check_catalog(catalog) + check_badge_images(catalog, directory):
             collector.add(catalog_path, catalog_doc, location, _describe_location(catalog_doc, location), message)
 
     conversation_path = directory / CONVERSATION_FILE

@@ -18,7 +18,7 @@ import logging
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
-from bot import badges
+from bot import assertions, badges
 from bot.events import Button, Document, OutboundMessage
 from bot.files import file_path
 from bot.models import Learner, OutboxMessage, ReviewDecision, ReviewDraft, Submission
@@ -374,8 +374,11 @@ def decide(turn: Turn, submission: Submission, decision: str, criteria: dict, fe
 
     if decision == "approved":
         turn.send_to_learner(learner, turn.t("learner_item_approved", title=item.title))
-        for name in badges.award_for_item(turn, learner, item):
+        earned = badges.award_for_item(turn, learner, item)
+        for name in earned:
             turn.send_to_learner(learner, turn.t("learner_badge_earned", name=name), kind="badge")
+        if earned:
+            assertions.issue_pending(turn, learner)
     else:
         results = "\n".join(
             turn.t("criterion_result", criterion=criterion.text,

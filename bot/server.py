@@ -6,6 +6,7 @@ import logging
 
 from starlette.applications import Starlette
 
+from bot import verify_web
 from bot.app import build_engine
 from bot.config import Settings, load_settings
 from bot.web import RouteProvider, create_app
@@ -15,10 +16,10 @@ logger = logging.getLogger(__name__)
 
 def route_providers(settings: Settings) -> list[RouteProvider]:
     """Pick the route providers for the configured platforms and features."""
-    providers: list[RouteProvider] = []
+    providers: list[RouteProvider] = [verify_web.web_routes]
     # Each feature module adds itself here as it is built: the Telegram webhook
-    # (adapters.telegram.web_routes), Slack HTTP mode (adapters.slack.web_routes)
-    # and badge verification.
+    # (adapters.telegram.web_routes) and Slack HTTP mode (adapters.slack.web_routes).
+    # Badge verification is always on.
     return providers
 
 
