@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot.db import transaction
 from bot.events import OutboundMessage
@@ -34,8 +34,14 @@ def to_message(row: OutboxMessage) -> OutboundMessage:
 
 
 def claim_pending(factory: sessionmaker[Session], platform: str, *, chat_id: str | None = None,
-                  limit: int = 100, now: datetime | None = None) -> list[tuple[int, OutboundMessage]]:
-    """Return pending messages for ``platform`` (and one chat, if given), oldest first."""
+                  limit: int = 100, now: datetime | None = None,
+                  in_order: bool = False) -> list[tuple[int, OutboundMessage]]:
+    """Return pending messages for ``platform`` (and one chat, if given), oldest first.
+
+    With ``in_order``, a message is not returned while an older message to the
+    same chat waits for its retry, so the chat's later messages queue behind
+    it instead of overtaking it.
+    """
     now = now or _now()
     with transaction(factory) as session:
         query = (
@@ -47,6 +53,12 @@ def claim_pending(factory: sessionmaker[Session], platform: str, *, chat_id: str
         )
         if chat_id is not None:
             query = query.where(OutboxMessage.chat_id == chat_id)
+        if in_order:
+            older = aliased(OutboxMessage)
+            query = query.where(~exists().where(
+                older.platform == OutboxMessage.platform, older.chat_id == OutboxMessage.chat_id,
+                older.status == "pending", older.id < OutboxMessage.id, older.available_at > now,
+            ))
         rows = session.scalars(query).all()
         return [(row.id, to_message(row)) for row in rows]
 
@@ -75,15 +87,21 @@ def mark_sent(factory: sessionmaker[Session], outbox_id: int, platform_message_i
         row.platform_message_id = platform_message_id
 
 
-def mark_retry(factory: sessionmaker[Session], outbox_id: int, delay_seconds: float, error: str) -> None:
-    """Try again after ``delay_seconds``; after MAX_ATTEMPTS tries the message is marked failed."""
+def mark_retry(factory: sessionmaker[Session], outbox_id: int, delay_seconds: float, error: str, *,
+               keep_queued: bool = False) -> None:
+    """Try again after ``delay_seconds``; after MAX_ATTEMPTS tries the message is marked failed.
+
+    With ``keep_queued`` the message waits however many times it is retried:
+    for a platform rate limit or a reviewer channel that is not reachable yet,
+    where waiting longer is the fix and giving up would lose the message.
+    """
     with transaction(factory) as session:
         row = session.get(OutboxMessage, outbox_id)
         if row is None:
             return
         row.attempts += 1
         row.last_error = error[:1000]
-        if row.attempts >= MAX_ATTEMPTS:
+        if row.attempts >= MAX_ATTEMPTS and not keep_queued:
             row.status = "failed"
             logger.error("outbox %s failed after %d attempts: %s", outbox_id, row.attempts, error)
             return
