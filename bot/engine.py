@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TypeVar
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -29,6 +30,8 @@ from bot.turn import Turn
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,23 @@ class Engine:
                 logger.warning("update %s:%s conflicted (%s); retrying, attempt %d",
                                event.platform, event.update_id, type(exc).__name__, attempt + 1)
         raise AssertionError("unreachable")
+
+    def read_only(self, event: InboundEvent, reader: Callable[[Turn], T]) -> tuple[T, tuple[OutboundMessage, ...]]:
+        """Run ``reader`` on a turn for ``event`` and roll everything back.
+
+        The event is not claimed and nothing is written or sent; the replies the
+        reader made are returned for the adapter to show at once (for example
+        why a form cannot open). Adapters use it to ask the core a question
+        before they act, such as which rubric a change-request form shows.
+        """
+        with self.session_factory() as session:
+            transaction = session.begin()
+            try:
+                turn = Turn(session=session, flows=self.flows, settings=self.settings, event=event, now=self.clock())
+                result = reader(turn)
+            finally:
+                transaction.rollback()
+        return result, tuple(turn.messages)
 
     def _handle_once(self, event: InboundEvent) -> HandledEvent:
         started = time.perf_counter()

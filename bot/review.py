@@ -7,6 +7,10 @@ met or not met. A change request is kept as a :class:`ReviewDraft` for that
 reviewer in that chat until the written feedback arrives, so in a busy group
 each reviewer's reply is tied to their own request.
 
+Platforms with forms (Slack modals) ask for every criterion and the feedback
+at once: ``rv:f:<submission>:<one 1 or 0 per criterion>`` with the feedback as
+the event's text decides the change request in one step (:func:`decide_with`).
+
 The first decision on a submission wins: the decision row has a unique key on
 the submission, and the submission row is locked while deciding.
 """
@@ -14,6 +18,8 @@ the submission, and the submission row is locked while deciding.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
@@ -29,6 +35,7 @@ from bot.validate import InvalidInput, check_length, clean_text, parse_number
 logger = logging.getLogger(__name__)
 
 ACTION_PREFIX = "rv:"
+FORM_VERB = "f"
 FEEDBACK_MAX_CHARS = 4000
 MET_WORDS = {"met", "yes", "y", "1"}
 NOT_MET_WORDS = {"not met", "no", "n", "0", "2"}
@@ -94,6 +101,14 @@ def _card_document(turn: Turn, submission: Submission) -> Document | None:
     )
 
 
+def _card_extra(turn: Turn, submission: Submission) -> dict:
+    """The submission id and the evidence text as it appears in the card, so an
+    adapter with a message size limit can shorten the evidence and nothing else."""
+    from bot.evidence import evidence_preview
+
+    return {"submission_id": submission.id, "evidence": evidence_preview(turn, submission)}
+
+
 def post_card(turn: Turn, submission: Submission) -> None:
     """Post a pending submission to the reviewer chat of the learner's platform."""
     platform = submission.learner.platform
@@ -110,7 +125,7 @@ def post_card(turn: Turn, submission: Submission) -> None:
             ref=card_ref(submission.id),
             document=_card_document(turn, submission),
             kind="review_card",
-            extra={"submission_id": submission.id},
+            extra=_card_extra(turn, submission),
         )
     )
 
@@ -208,21 +223,12 @@ def handle_action(turn: Turn, action: str) -> None:
         turn.reply(turn.t("button_expired"), ephemeral=True)
         return
     verb, submission_id = parts[0], int(parts[1])
+    if verb == FORM_VERB:
+        _handle_form(turn, submission_id, parts[2:])
+        return
 
-    if not turn.settings.is_reviewer(turn.event.user_key):
-        logger.warning("review action by non-reviewer %s on submission %s", turn.event.user_key, submission_id)
-        turn.reply(turn.t("review_not_reviewer"), ephemeral=True)
-        return
-    submission = _load_submission(turn, submission_id, lock=True)
-    if submission is None or submission.status == "draft":
-        turn.reply(turn.t("review_not_found", submission_id=submission_id), ephemeral=True)
-        return
-    if submission.learner.user_key == turn.event.user_key:
-        logger.warning("reviewer %s tried to decide on their own submission %s", turn.event.user_key, submission_id)
-        turn.reply(turn.t("review_own_submission"), ephemeral=True)
-        return
-    if submission.decision is not None:
-        _already_decided(turn, submission)
+    submission = _decidable_submission(turn, submission_id)
+    if submission is None:
         return
 
     if verb == "a":
@@ -234,6 +240,26 @@ def handle_action(turn: Turn, action: str) -> None:
     else:
         logger.warning("unknown review action %r from %s", action, turn.event.user_key)
         turn.reply(turn.t("button_expired"), ephemeral=True)
+
+
+def _decidable_submission(turn: Turn, submission_id: int) -> Submission | None:
+    """Load and lock the submission if this user may decide on it now; otherwise reply why not."""
+    if not turn.settings.is_reviewer(turn.event.user_key):
+        logger.warning("review action by non-reviewer %s on submission %s", turn.event.user_key, submission_id)
+        turn.reply(turn.t("review_not_reviewer"), ephemeral=True)
+        return None
+    submission = _load_submission(turn, submission_id, lock=True)
+    if submission is None or submission.status == "draft":
+        turn.reply(turn.t("review_not_found", submission_id=submission_id), ephemeral=True)
+        return None
+    if submission.learner.user_key == turn.event.user_key:
+        logger.warning("reviewer %s tried to decide on their own submission %s", turn.event.user_key, submission_id)
+        turn.reply(turn.t("review_own_submission"), ephemeral=True)
+        return None
+    if submission.decision is not None:
+        _already_decided(turn, submission)
+        return None
+    return submission
 
 
 def _already_decided(turn: Turn, submission: Submission) -> None:
@@ -340,6 +366,77 @@ def handle_draft_text(turn: Turn, text: str) -> None:
     decide(turn, submission, "changes_requested", criteria, feedback)
 
 
+# --- change requests from a form -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChangeRequestForm:
+    """What a change-request form asks about: the item's title and its rubric criteria, in order."""
+
+    submission_id: int
+    title: str
+    criteria: tuple[str, ...]
+
+
+def change_request_target(action: str) -> int | None:
+    """Return the submission id of a "request changes" button's action, or None for any other action."""
+    prefix = f"{ACTION_PREFIX}c:"
+    rest = action[len(prefix):] if action.startswith(prefix) else ""
+    return int(rest) if rest.isdigit() else None
+
+
+def form_action(submission_id: int, criteria_met: Sequence[bool]) -> str:
+    """Build the action of a submitted change-request form; the feedback travels as the event's text."""
+    results = "".join("1" if met else "0" for met in criteria_met)
+    return f"{ACTION_PREFIX}{FORM_VERB}:{submission_id}:{results}"
+
+
+def change_request_form(turn: Turn, submission_id: int) -> ChangeRequestForm | None:
+    """Return the form for this reviewer's change request, or None after replying why they can't decide."""
+    submission = _decidable_submission(turn, submission_id)
+    if submission is None:
+        return None
+    info = item_info(turn.flows.catalog, submission.item.item_key)
+    return ChangeRequestForm(submission.id, info.title, tuple(criterion.text for criterion in info.rubric))
+
+
+def _handle_form(turn: Turn, submission_id: int, fields: list[str]) -> None:
+    results = fields[0] if len(fields) == 1 else ""
+    if not results or set(results) - {"0", "1"}:
+        logger.warning("malformed change-request form from %s on submission %s", turn.event.user_key, submission_id)
+        turn.reply(turn.t("button_expired"), ephemeral=True)
+        return
+    decide_with(turn, submission_id, [result == "1" for result in results], turn.event.text or "")
+
+
+def decide_with(turn: Turn, submission_id: int, criteria_met: Sequence[bool], feedback: str) -> None:
+    """Request changes in one step: every criterion judged, in rubric order, and the feedback.
+
+    The same checks as a button apply: only reviewers, never on one's own
+    submission, and the first decision wins.
+    """
+    submission = _decidable_submission(turn, submission_id)
+    if submission is None:
+        return
+    rubric = item_info(turn.flows.catalog, submission.item.item_key).rubric
+    if len(criteria_met) != len(rubric):
+        logger.warning("change-request form from %s judged %d of %d criteria of submission %s",
+                       turn.event.user_key, len(criteria_met), len(rubric), submission_id)
+        turn.reply(turn.t("button_expired"), ephemeral=True)
+        return
+    try:
+        feedback = check_length(feedback.strip(), 1, FEEDBACK_MAX_CHARS)
+    except InvalidInput:
+        turn.reply(turn.t("review_feedback_invalid", maximum=FEEDBACK_MAX_CHARS), ephemeral=True)
+        return
+
+    draft = _find_draft(turn)
+    if draft is not None and draft.submission_id == submission.id:
+        turn.session.delete(draft)
+    criteria = {criterion.id: met for criterion, met in zip(rubric, criteria_met)}
+    decide(turn, submission, "changes_requested", criteria, feedback)
+
+
 # --- deciding ---------------------------------------------------------------------
 
 
@@ -400,7 +497,7 @@ def decide(turn: Turn, submission: Submission, decision: str, criteria: dict, fe
                 text=card_text(turn, submission) + "\n\n" + decided,
                 edit_ref=card_ref(submission.id),
                 kind="card_update",
-                extra={"submission_id": submission.id},
+                extra=_card_extra(turn, submission),
             )
         )
     if turn.event.chat_id != chat_id or turn.event.platform != learner.platform:
