@@ -31,29 +31,33 @@ def next_item(turn: Turn):
     )
 
 
-def home_prompt(turn: Turn, conversation: Conversation) -> None:
-    """Say what to do next from home: the next item and how to submit for it."""
+def next_step_text(turn: Turn) -> str:
+    """The learner's next step from home: the next item, or that everything is sent or done."""
     item = next_item(turn)
     if item is None:
         waiting = any(entry.active and entry.status == "submitted" for entry in turn.learner.items)
-        turn.reply(turn.t("home_waiting" if waiting else "home_all_done"))
-        return
+        return turn.t("home_waiting" if waiting else "home_all_done")
     key = "home_next_changes" if item.status == "changes_requested" else "home_next"
-    turn.reply(
-        turn.t(key, title=item.title, level=item.level,
-               target_date=item.target_date.isoformat() if item.target_date else "-"),
-        (Button(turn.t("button_submit"), "home:submit"), Button(turn.t("button_pathway"), "home:pathway")),
-    )
+    return turn.t(key, title=item.title, level=item.level,
+                  target_date=item.target_date.isoformat() if item.target_date else "-")
 
 
-def pathway_text(turn: Turn) -> str:
-    lines = [turn.t("pathway_header")]
-    catalog = turn.flows.catalog
-    for level in catalog.levels:
+def home_prompt(turn: Turn, conversation: Conversation) -> None:
+    """Say what to do next from home: the next item and how to submit for it."""
+    buttons = ()
+    if next_item(turn) is not None:
+        buttons = (Button(turn.t("button_submit"), "home:submit"), Button(turn.t("button_pathway"), "home:pathway"))
+    turn.reply(next_step_text(turn), buttons)
+
+
+def pathway_levels(turn: Turn) -> list[tuple[str, list[str]]]:
+    """Each level's heading with its progress, and the lines of its items with their reasons."""
+    levels = []
+    for level in turn.flows.catalog.levels:
         items = [item for item in turn.learner.items if item.active and item.level == level.number]
         done = sum(1 for item in items if item.status == "approved")
-        lines.append("")
-        lines.append(turn.t("pathway_level", number=level.number, name=level.name, done=done, total=len(items)))
+        heading = turn.t("pathway_level", number=level.number, name=level.name, done=done, total=len(items))
+        lines = []
         for item in items:
             lines.append(
                 turn.t("pathway_item", mark=STATUS_MARKS.get(item.status, "[ ]"), title=item.title,
@@ -61,6 +65,16 @@ def pathway_text(turn: Turn) -> str:
                        target_date=item.target_date.isoformat() if item.target_date else "-")
             )
             lines.append(turn.t("pathway_reason", reason=item.reason))
+        levels.append((heading, lines))
+    return levels
+
+
+def pathway_text(turn: Turn) -> str:
+    lines = [turn.t("pathway_header")]
+    for heading, item_lines in pathway_levels(turn):
+        lines.append("")
+        lines.append(heading)
+        lines.extend(item_lines)
     lines.append("")
     lines.append(turn.t("pathway_legend"))
     return "\n".join(lines)

@@ -228,4 +228,13 @@ MESSAGE_FIELDS: dict[str, frozenset[str]] = {
     "review_queue_header": frozenset({'count'}),
     "review_queue_line": frozenset({'date', 'learner', 'submission_id', 'title'}),
     "report_summary": frozenset({'learners', 'pending', 'with_plan'}),
+    "command_answered_in_chat": frozenset(),
+    "file_download_failed": frozenset(),
+    "evidence_truncated": frozenset({'shown', 'total'}),
+    "evidence_full_text": frozenset({'submission_id'}),
+    "review_form_intro": frozenset({'submission_id', 'title'}),
+    "review_form_criterion": frozenset({'criterion', 'number'}),
+    "review_form_feedback": frozenset(),
+    "review_form_submit": frozenset(),
+    "reviewer_chat_unreachable": frozenset({'chat', 'error'}),
 }
