@@ -82,6 +82,9 @@ class BadgeViews:
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
+        # NOTE: on SQLite every transaction starts with BEGIN IMMEDIATE (bot/db.py), so
+        # each verification request briefly takes the write lock and waits behind the bot's
+        # own writes. PostgreSQL reads do not block.
         with self.engine.session_factory() as session, session.begin():
             yield session
 

@@ -7,9 +7,11 @@ import re
 from datetime import datetime, timedelta
 
 import pytest
+import yaml
 
 from bot import openbadges
 from bot.catalog import Catalog
+from bot.flows import FlowsInvalid, load_flows
 from bot.openbadges import OB2_CONTEXT, BadgeUrls
 from tests.bot.badge_setup import assertions_of, custom_flows, earn_item_badge, earn_level, make_engine  # noqa: F401
 from tests.bot.scripted import Chat
@@ -333,3 +335,40 @@ def test_revoked_document_has_reason(engine):
         "revoked": True,
         "revocationReason": "issued by mistake",
     }
+
+
+# --- catalog badge images -------------------------------------------------------------------
+
+
+def test_catalog_svg_image_used_for_badge_class(tmp_path):
+    flows = load_flows(custom_flows(tmp_path, level_1_svg=True))
+    urls = BadgeUrls("http://127.0.0.1:8080")
+
+    definition = openbadges.badge_definition(flows.catalog, flows.texts, "introduction-and-foundation")
+
+    assert definition.image == "badges/level-1.svg"
+    assert definition.image_format == "svg"
+    assert openbadges.badge_class_document(definition, urls)["image"].endswith("/image.svg")
+
+
+def test_catalog_missing_image_rejected(tmp_path):
+    folder = custom_flows(tmp_path, level_1_svg=True)
+    (folder / "badges" / "level-1.svg").unlink()
+
+    with pytest.raises(FlowsInvalid) as raised:
+        load_flows(folder)
+
+    assert "badge image 'badges/level-1.svg' not found" in str(raised.value)
+    assert "catalog.yaml:" in str(raised.value)
+
+
+@pytest.mark.parametrize("image", ["/etc/badge.png", "../outside.png", "badges/level-1.gif", "badges/../../x.svg"])
+def test_catalog_image_outside_flows_rejected(tmp_path, image):
+    folder = custom_flows(tmp_path)
+    catalog_path = folder / "catalog.yaml"
+    catalog = yaml.safe_load(catalog_path.read_text())
+    catalog["levels"][0]["badge"]["image"] = image
+    catalog_path.write_text(yaml.safe_dump(catalog, sort_keys=False))
+
+    with pytest.raises(FlowsInvalid, match="must be a .png or .svg file inside the flows folder"):
+        load_flows(folder)

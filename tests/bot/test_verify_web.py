@@ -381,3 +381,22 @@ async def test_evidence_file_published_only_after_opt_in(engine):
     assert "sandbox" in after.headers["content-security-policy"]
     assert document_after["evidence"][0]["id"] == file_url
     assert withdrawn.status_code == 404
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------
+
+
+async def test_issue_serve_revoke_on_postgres(postgres_engine):
+    earn_item_badge(postgres_engine)
+    assertion = only_assertion(postgres_engine)
+    urls = urls_of(postgres_engine)
+
+    async with client_for(postgres_engine) as client:
+        served = await client.get(urls.assertion(assertion.uid))
+        Chat(postgres_engine, "coordinator").send(f"/revoke {assertion.uid} duplicate award")
+        revoked = await client.get(urls.assertion(assertion.uid))
+
+    assert served.status_code == 200
+    check_assertion(served.json(), urls)
+    assert revoked.status_code == 410
+    assert revoked.json()["revocationReason"] == "duplicate award"
