@@ -232,6 +232,8 @@ def baked_png(flows: Flows, settings: Settings, assertion: BadgeAssertion, learn
     else:
         image, image_format = badge_image(flows, definition)
         if image_format != "png":
+            # NOTE: careerbot cannot rasterize SVG, so the PNG of an SVG badge shows the
+            # drawn default image; the badge's own picture is in the baked SVG.
             image = baking.default_badge_png(definition.name, definition.kind)
         try:
             key = credentials.load_signing_key(settings)
