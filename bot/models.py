@@ -255,6 +255,20 @@ class BadgeAssertion(Base):
         return f"BadgeAssertion({self.uid!r}, {self.badge_key!r}, revoked={self.revoked_at is not None})"
 
 
+class ChatMigration(Base):
+    """A chat that the platform moved to a new id, such as a Telegram group upgraded to a supergroup."""
+
+    __tablename__ = "chat_migrations"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    old_chat_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    new_chat_id: Mapped[str] = mapped_column(String(64))
+    migrated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"ChatMigration({self.platform}:{self.old_chat_id} -> {self.new_chat_id})"
+
+
 class ProcessedUpdate(Base):
     """An inbound update already handled; its key turns a redelivery into a no-op."""
 

@@ -38,6 +38,8 @@ def claim_pending(factory: sessionmaker[Session], platform: str, *, chat_id: str
                   in_order: bool = False) -> list[tuple[int, OutboundMessage]]:
     """Return pending messages for ``platform`` (and one chat, if given), oldest first.
 
+    Messages to a learner marked unreachable (they blocked the bot) are left
+    pending and not returned; they go out after the learner writes again.
     With ``in_order``, a message is not returned while an older message to the
     same chat waits for its retry, so the chat's later messages queue behind
     it instead of overtaking it.
@@ -46,8 +48,9 @@ def claim_pending(factory: sessionmaker[Session], platform: str, *, chat_id: str
     with transaction(factory) as session:
         query = (
             select(OutboxMessage)
+            .outerjoin(Learner, Learner.id == OutboxMessage.learner_id)
             .where(OutboxMessage.platform == platform, OutboxMessage.status == "pending",
-                   OutboxMessage.available_at <= now)
+                   OutboxMessage.available_at <= now, Learner.unreachable_since.is_(None))
             .order_by(OutboxMessage.id)
             .limit(limit)
         )

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
-from bot import assertions, badges
+from bot import assertions, badges, chats
 from bot.events import Button, Document, OutboundMessage
 from bot.files import file_path
 from bot.models import Learner, OutboxMessage, ReviewDecision, ReviewDraft, Submission
@@ -112,7 +112,7 @@ def _card_extra(turn: Turn, submission: Submission) -> dict:
 def post_card(turn: Turn, submission: Submission) -> None:
     """Post a pending submission to the reviewer chat of the learner's platform."""
     platform = submission.learner.platform
-    chat_id = turn.settings.reviewer_chat(platform)
+    chat_id = chats.reviewer_chat(turn.session, turn.settings, platform)
     if chat_id is None:
         logger.warning("no reviewer chat configured for %s; submission %s waits in /queue", platform, submission.id)
         return
@@ -307,7 +307,7 @@ def _ask_next(turn: Turn, draft: ReviewDraft, submission: Submission) -> None:
                 buttons,
             )
             return
-    turn.reply(turn.t("review_ask_feedback", reviewer=who, submission_id=submission.id))
+    turn.reply(turn.t("review_ask_feedback", reviewer=who, submission_id=submission.id), expect_reply=True)
 
 
 def _judge_criterion(turn: Turn, submission: Submission, number: int, met: bool) -> None:
@@ -488,7 +488,7 @@ def decide(turn: Turn, submission: Submission, decision: str, criteria: dict, fe
 
     decided = turn.t("review_decided_by", decision=turn.t(f"decision_{decision}"), reviewer=reviewer_name,
                      time=_stamp(record))
-    chat_id = turn.settings.reviewer_chat(learner.platform)
+    chat_id = chats.reviewer_chat(turn.session, turn.settings, learner.platform)
     if chat_id is not None:
         turn.send(
             OutboundMessage(

@@ -33,8 +33,18 @@ class Turn:
         return self.flows.texts(key, **values)
 
     def reply(self, text: str, buttons: tuple[Button, ...] | list[Button] = (), *,
-              document: Document | None = None, ephemeral: bool = False) -> None:
-        """Answer in the chat the event came from."""
+              document: Document | None = None, ephemeral: bool = False, expect_reply: bool = False) -> None:
+        """Answer in the chat the event came from.
+
+        ``expect_reply`` marks a question that only this user should answer by
+        typing; the message's ``extra`` then carries ``reply_from_user_id`` and
+        ``reply_from_name``, so that a platform can tie the reply to them in a
+        busy group (a Telegram ForceReply addressed to that user).
+        """
+        extra = {}
+        if expect_reply:
+            extra = {"reply_from_user_id": self.event.user_id,
+                     "reply_from_name": self.event.display_name or self.event.user_id}
         self.messages.append(
             OutboundMessage(
                 platform=self.event.platform,
@@ -44,6 +54,7 @@ class Turn:
                 document=document,
                 ephemeral_user=self.event.user_id if ephemeral else None,
                 learner_id=self.learner.id if self.learner is not None else None,
+                extra=extra,
             )
         )
 
