@@ -20,6 +20,10 @@ def route_providers(settings: Settings) -> list[RouteProvider]:
     # Each feature module adds itself here as it is built: the Telegram webhook
     # (adapters.telegram.web_routes) and Slack HTTP mode (adapters.slack.web_routes).
     # Badge verification is always on.
+    if settings.telegram_token and settings.telegram_mode == "webhook":
+        from adapters.telegram import web_routes as telegram_routes
+
+        providers.append(telegram_routes)
     if settings.slack_bot_token and settings.slack_signing_secret and settings.slack_mode == "http":
         from adapters.slack import web_routes as slack_routes
 

@@ -1,0 +1,147 @@
+"""Telegram updates to core events: pure converters, plus the file download for attachments.
+
+Only the ``Update`` parts careerbot reads are converted: private messages
+(text, ``/start`` with its deep-link parameter, documents and photos, any
+other content as an unsupported message), group messages addressed to the
+bot, and button presses. The adapter decides which updates reach these
+functions, and no rule about learners or reviews is applied here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from telegram import Bot, CallbackQuery, Chat, Message, MessageEntity, Update
+from telegram.constants import ChatType
+from telegram.error import BadRequest
+
+from bot.events import Attachment, InboundEvent
+
+logger = logging.getLogger(__name__)
+
+PLATFORM = "telegram"
+DOWNLOAD_LIMIT = 20 * 1024 * 1024
+"""The largest file a bot can download with getFile (Bot API reference: 20 MB)."""
+MAX_START_PARAMETER = 64
+"""Deep-link parameters are at most 64 characters (Bot API deep linking)."""
+PHOTO_CONTENT_TYPE = "image/jpeg"
+"""Telegram re-encodes every photo sent as a photo (not as a file) to JPEG."""
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A file in a message, before it is downloaded."""
+
+    file_id: str
+    filename: str
+    content_type: str | None
+    size: int | None
+
+
+def chat_type(chat: Chat) -> str:
+    return "private" if chat.type == ChatType.PRIVATE else "group"
+
+
+def file_ref(message: Message) -> FileRef | None:
+    """Return the document or the largest photo size of ``message``, or None."""
+    if message.document is not None:
+        document = message.document
+        return FileRef(document.file_id, document.file_name or f"document_{document.file_unique_id}",
+                       document.mime_type, document.file_size)
+    if message.photo:
+        largest = max(message.photo, key=lambda size: (size.width * size.height, size.file_size or 0))
+        return FileRef(largest.file_id, f"photo_{largest.file_unique_id}.jpg", PHOTO_CONTENT_TYPE,
+                       largest.file_size)
+    return None
+
+
+async def download(bot: Bot, ref: FileRef) -> Attachment:
+    """Download the file through getFile; a file over the limit comes back with ``data=None``.
+
+    Raises:
+        telegram.error.TelegramError: the download failed for another reason.
+    """
+    if ref.size is not None and ref.size > DOWNLOAD_LIMIT:
+        return Attachment(ref.filename, ref.content_type, ref.size, data=None)
+    try:
+        telegram_file = await bot.get_file(ref.file_id)
+        data = bytes(await telegram_file.download_as_bytearray())
+    except BadRequest as exc:
+        if "file is too big" not in exc.message.lower():
+            raise
+        return Attachment(ref.filename, ref.content_type, max(ref.size or 0, DOWNLOAD_LIMIT + 1), data=None)
+    return Attachment(ref.filename, ref.content_type, len(data), data=data)
+
+
+def has_content(message: Message) -> bool:
+    """True for something a user sent (text, media, a poll...), False for a service message."""
+    return message.text is not None or message.effective_attachment is not None
+
+
+def start_parameter(message: Message) -> str | None:
+    """Return the deep-link parameter of ``/start PARAMETER``, or None."""
+    text = message.text or ""
+    command, _, argument = text.partition(" ")
+    if command.split("@", 1)[0] != "/start" or not argument.strip():
+        return None
+    return argument.strip()[:MAX_START_PARAMETER]
+
+
+def message_event(update: Update, message: Message, attachment: Attachment | None = None) -> InboundEvent:
+    user = message.from_user
+    return InboundEvent(
+        platform=PLATFORM,
+        user_id=str(user.id),
+        chat_id=str(message.chat.id),
+        update_id=str(update.update_id),
+        text=message.text,
+        attachment=attachment,
+        chat_type=chat_type(message.chat),
+        display_name=user.full_name,
+        start_parameter=start_parameter(message) if message.chat.type == ChatType.PRIVATE else None,
+        received_at=message.date,
+    )
+
+
+def callback_event(update: Update, query: CallbackQuery) -> InboundEvent | None:
+    """Convert a button press; None for a press without data or on an inline-mode message."""
+    if not query.data or query.message is None:
+        return None
+    return InboundEvent(
+        platform=PLATFORM,
+        user_id=str(query.from_user.id),
+        chat_id=str(query.message.chat.id),
+        update_id=str(update.update_id),
+        action=query.data,
+        chat_type=chat_type(query.message.chat),
+        display_name=query.from_user.full_name,
+        received_at=datetime.now(timezone.utc),
+    )
+
+
+def addressed_to_bot(message: Message, bot_id: int, bot_username: str | None) -> bool:
+    """True for a group message meant for the bot: a command for it, or a reply to one of its messages.
+
+    These are also the messages a bot in privacy mode receives in a group.
+    """
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.id == bot_id:
+        return True
+    if not message.text or not message.entities:
+        return False
+    first = message.entities[0]
+    if first.type != MessageEntity.BOT_COMMAND or first.offset != 0:
+        return False
+    command = message.text[:first.length]
+    _, at, target = command.partition("@")
+    return not at or (bot_username is not None and target.casefold() == bot_username.casefold())
+
+
+def update_kind(update: Update) -> str:
+    """Name the part of ``update`` that is set, such as ``edited_message``, for logs."""
+    for name in Update.ALL_TYPES:
+        if getattr(update, name, None) is not None:
+            return str(name)
+    return "unknown"
