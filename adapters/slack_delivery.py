@@ -50,6 +50,8 @@ BACKOFF_FIRST_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 900.0
 PARALLEL_CHATS = 16
 SIDE_CALL_ATTEMPTS = 3
+REVIEWER_KINDS = ("review_card", "card_update")
+"""Outbox kinds that always go to a reviewer chat, whichever chat id it has now."""
 
 
 class Outcome(enum.Enum):
@@ -221,7 +223,7 @@ class Delivery:
             delay = retry_after(exc)
             logger.warning("slack rate limit on %s for chat %s; waiting %.0f s", exc.response.api_url, chat_id, delay)
             return _Deferred(delay, f"slack: rate limited for {delay:.0f} s", keep_queued=True)
-        if error in CHANNEL_ERRORS and chat_id == self.settings.reviewer_chat(PLATFORM):
+        if error in CHANNEL_ERRORS and self._for_reviewers(message):
             delay = self._next_backoff(chat_id)
             logger.error("cannot post to the slack reviewer channel %s: %s. Invite the bot to the channel or fix "
                          "reviewer_chats; submissions stay queued and are retried in %.0f s", chat_id, error, delay)
@@ -233,6 +235,9 @@ class Delivery:
             return _Deferred(delay, f"slack: {error}", keep_queued=False)
         logger.error("slack rejected a message to %s: %s", chat_id, error)
         return exc
+
+    def _for_reviewers(self, message: OutboundMessage) -> bool:
+        return message.kind in REVIEWER_KINDS or message.chat_id == self.settings.reviewer_chat(PLATFORM)
 
     async def _post(self, message: OutboundMessage) -> str | None:
         text, truncated_evidence = shorten_card_evidence(message.text, message.extra.get("evidence"), self.texts)

@@ -97,6 +97,11 @@ class Item(_Strict):
     evidence: Evidence | None = None
     rubric: list[Criterion] = Field(default_factory=list)
     weight: int = Field(default=1, ge=1, le=10, description="relative share of the timeline")
+    supervisor_evaluation: bool = Field(
+        default=False,
+        description="the learner may ask a work supervisor to evaluate them through a web form "
+        "(rated against the catalog's evaluation_rubric)",
+    )
 
 
 class Level(_Strict):
@@ -148,6 +153,42 @@ class Option(_Strict):
     description: str = ""
 
 
+class RatingLevel(_Strict):
+    """One point of the rating scale a work supervisor uses, such as 4 "Exceeds expectations"."""
+
+    value: int = Field(ge=0, le=10)
+    label: str = Field(min_length=1, max_length=60)
+
+
+class EvaluationCriterion(_Strict):
+    """One thing a work supervisor rates, with an optional longer explanation."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    text: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=500)
+
+
+class Recommendation(_Strict):
+    """One answer to the overall recommendation question of a supervisor evaluation."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    label: str = Field(min_length=1, max_length=200)
+
+
+class EvaluationRubric(_Strict):
+    """The supervisor evaluation form: criteria rated on one scale, then an overall recommendation."""
+
+    scale: list[RatingLevel] = Field(min_length=2, max_length=10)
+    criteria: list[EvaluationCriterion] = Field(min_length=1, max_length=20)
+    recommendations: list[Recommendation] = Field(min_length=2, max_length=6)
+
+    def rating_label(self, value: int) -> str:
+        return next(level.label for level in self.scale if level.value == value)
+
+    def recommendation_label(self, recommendation_id: str) -> str:
+        return next(entry.label for entry in self.recommendations if entry.id == recommendation_id)
+
+
 class Program(_Strict):
     name: str = Field(min_length=1, max_length=120)
     description: str = Field(min_length=1, max_length=2000)
@@ -162,6 +203,7 @@ class Catalog(_Strict):
     skills: list[Skill] = Field(min_length=1)
     roles: list[RoleProfile] = Field(min_length=1)
     default_role: str = Field(pattern=ID_PATTERN)
+    evaluation_rubric: EvaluationRubric | None = None
 
     def level(self, number: int) -> Level:
         return next(level for level in self.levels if level.number == number)
@@ -235,6 +277,7 @@ def check_catalog(catalog: Catalog) -> list[tuple[tuple, str]]:
                 problems.append((location + ("experience",), "'experience' is only for items with slot: experience"))
     if skill_slots != 1:
         problems.append((("levels",), f"exactly one item must have slot: skill, found {skill_slots}"))
+    problems.extend(_check_evaluation_rubric(catalog))
 
     badge_ids: set[str] = set()
     for badge in catalog.all_badges():
@@ -257,4 +300,33 @@ def check_catalog(catalog: Catalog) -> list[tuple[tuple, str]]:
         for index, entry_id in enumerate(ids):
             if entry_id in ids[:index]:
                 problems.append(((section, index, "id"), f"id {entry_id!r} is used twice in {section}"))
+    return problems
+
+
+def _check_evaluation_rubric(catalog: Catalog) -> list[tuple[tuple, str]]:
+    """Check the supervisor evaluation rubric and the items that use it."""
+    problems: list[tuple[tuple, str]] = []
+    rubric = catalog.evaluation_rubric
+    for level_index, level in enumerate(catalog.levels):
+        for item_index, item in enumerate(level.items):
+            if not item.supervisor_evaluation:
+                continue
+            location = ("levels", level_index, "items", item_index, "supervisor_evaluation")
+            if item.slot == "skill":
+                problems.append((location, "a skill slot cannot take a supervisor evaluation; remove the flag"))
+            if rubric is None:
+                problems.append(
+                    (location, f"item {item.id!r} asks for a supervisor evaluation but the catalog has no "
+                               "'evaluation_rubric'; add one or remove the flag")
+                )
+    if rubric is None:
+        return problems
+
+    for section, key in (("scale", "value"), ("criteria", "id"), ("recommendations", "id")):
+        values = [getattr(entry, key) for entry in getattr(rubric, section)]
+        for index, value in enumerate(values):
+            if value in values[:index]:
+                problems.append(
+                    (("evaluation_rubric", section, index, key), f"{key} {value!r} is used twice in {section}")
+                )
     return problems

@@ -37,6 +37,7 @@ class ItemInfo:
     rubric: tuple[Criterion, ...]
     weight: int
     skill: Skill | None = None
+    supervisor_evaluation: bool = False
 
 
 def item_info(catalog: Catalog, item_key: str) -> ItemInfo:
@@ -67,6 +68,7 @@ def item_info(catalog: Catalog, item_key: str) -> ItemInfo:
                     evidence=item.evidence,
                     rubric=tuple(item.rubric),
                     weight=item.weight,
+                    supervisor_evaluation=item.supervisor_evaluation,
                 )
     raise KeyError(item_key)
 
