@@ -68,8 +68,10 @@ class SlackBot:
     (the HTTP route does it itself) and :meth:`aclose` when done.
     """
 
-    def __init__(self, engine: Engine, *, verify_requests: bool = True) -> None:
+    def __init__(self, engine: Engine, *, verify_requests: bool = True, deliver: bool = True) -> None:
         self.engine = engine
+        self.deliver = deliver
+        """False when ``careerbot worker`` jobs send the outbox (``job_queue: procrastinate``)."""
         self.settings = engine.settings
         self.texts = engine.flows.texts
         self.verify_requests = verify_requests
@@ -107,8 +109,9 @@ class SlackBot:
             self._register(app)
             self._handler = AsyncSlackRequestHandler(app)
             self.app = app
-            self.delivery.start()
-            self.delivery.wake()
+            if self.deliver:
+                self.delivery.start()
+                self.delivery.wake()
         logger.info("slack adapter started (API %s)", self.settings.slack_base_url)
 
     async def aclose(self) -> None:
@@ -351,7 +354,7 @@ class SlackBot:
 
 def web_routes(engine: Engine) -> list[Route]:
     """Build the routes ``careerbot serve`` adds in HTTP mode: ``POST /slack/events``."""
-    return SlackBot(engine).routes()
+    return SlackBot(engine, deliver=engine.settings.outbox_delivered_in_process).routes()
 
 
 # --- running -------------------------------------------------------------------------

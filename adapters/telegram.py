@@ -27,6 +27,8 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.routing import Route
 from telegram import BotCommand, CallbackQuery, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
@@ -71,6 +73,8 @@ SECRET_TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 """The characters and length that setWebhook allows in ``secret_token`` (Bot API reference)."""
 
 PTB_TIMEDELTA = "PTB_TIMEDELTA"
+DATABASE_ERRORS = (DBAPIError, SQLAlchemyTimeoutError)
+"""Failures after which an update is worth handling again: the database was unreachable or busy."""
 
 Context = ContextTypes.DEFAULT_TYPE
 
@@ -125,9 +129,13 @@ def build_application(settings: Settings, *, polling: bool = True) -> Applicatio
 class TelegramBot:
     """The PTB application with careerbot's handlers and the outbox delivery."""
 
-    def __init__(self, engine: Engine, *, pacer: Pacer | None = None, polling: bool = True) -> None:
+    def __init__(self, engine: Engine, *, pacer: Pacer | None = None, polling: bool = True,
+                 deliver: bool = True) -> None:
         if not engine.settings.telegram_token:
             raise ConfigError("no Telegram bot token is configured (telegram_token)")
+        self.deliver = deliver
+        """False when ``careerbot worker`` jobs send the outbox (``job_queue: procrastinate``)."""
+        self._database_failures: set[int] = set()
         self.engine = engine
         self.application = build_application(engine.settings, polling=polling)
         self.sender = TelegramSender(self.application.bot, engine.session_factory, pacer or Pacer())
@@ -155,8 +163,9 @@ class TelegramBot:
         """Register the command menu and start delivering the outbox (PTB ``post_init``)."""
         if set_commands:
             await self.set_commands()
-        self.delivery.start()
-        self.delivery.wake()
+        if self.deliver:
+            self.delivery.start()
+            self.delivery.wake()
 
     async def on_shutdown(self, application: Application | None = None) -> None:
         await self.delivery.close()
@@ -192,7 +201,12 @@ class TelegramBot:
         return await asyncio.to_thread(self.engine.handle, event)
 
     async def _deliver(self, handled: HandledEvent) -> None:
-        await self.delivery.deliver([message.chat_id for message in handled.messages], handled.outbox_ids)
+        if self.deliver:
+            await self.delivery.deliver([message.chat_id for message in handled.messages], handled.outbox_ids)
+
+    async def _deliver_chats(self, chat_ids: list[str]) -> None:
+        if self.deliver:
+            await self.delivery.deliver(chat_ids)
 
     async def on_private_message(self, update: Update, context: Context) -> None:
         """Handle a message in a private chat, from a learner or a staff member."""
@@ -274,7 +288,7 @@ class TelegramBot:
                 await asyncio.to_thread(chats.mark_unreachable, self.engine.session_factory, PLATFORM, user_id)
             elif status == ChatMemberStatus.MEMBER:
                 await asyncio.to_thread(chats.mark_reachable, self.engine.session_factory, PLATFORM, user_id)
-                await self.delivery.deliver([user_id])
+                await self._deliver_chats([user_id])
             return
         if status in (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED):
             logger.warning("the bot was removed from telegram:%s (%s)", chat.id, chat.title or chat.type)
@@ -290,7 +304,14 @@ class TelegramBot:
             old_chat_id, new_chat_id = message.migrate_from_chat_id, message.chat.id
         await asyncio.to_thread(chats.record_migration, self.engine.session_factory, PLATFORM, str(old_chat_id),
                                 str(new_chat_id))
-        await self.delivery.deliver([str(new_chat_id)])
+        await self._deliver_chats([str(new_chat_id)])
+
+    def take_database_failure(self, update_id: int) -> bool:
+        """True (once) when handling ``update_id`` failed on the database, so Telegram should send it again."""
+        if update_id in self._database_failures:
+            self._database_failures.discard(update_id)
+            return True
+        return False
 
     async def on_other_update(self, update: object, context: Context) -> None:
         """Log and ignore edited messages, channel posts, group messages that are not text, and the rest."""
@@ -300,6 +321,8 @@ class TelegramBot:
 
     async def on_error(self, update: object, context: Context) -> None:
         update_id = update.update_id if isinstance(update, Update) else "-"
+        if isinstance(update, Update) and isinstance(context.error, DATABASE_ERRORS):
+            self._database_failures.add(update.update_id)
         logger.error("handling telegram update %s failed", update_id, exc_info=context.error)
 
 
@@ -331,7 +354,8 @@ def web_routes(engine: Engine) -> list[Route]:
     problem = config_problem(settings.model_copy(update={"telegram_mode": "webhook"}))
     if problem is not None:
         raise ConfigError(problem)
-    webhook = TelegramWebhook(TelegramBot(engine, polling=False), settings.telegram_webhook_secret)
+    bot = TelegramBot(engine, polling=False, deliver=settings.outbox_delivered_in_process)
+    webhook = TelegramWebhook(bot, settings.telegram_webhook_secret)
     return webhook.routes()
 
 

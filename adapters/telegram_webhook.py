@@ -7,7 +7,10 @@ python-telegram-bot cannot parse is logged and acknowledged, because Telegram
 would otherwise send it again and again. The update is handled and
 its replies sent before the response, so a 200 means done. A request that
 times out on Telegram's side is sent again, and the core's dedupe on the
-update id makes the repeat change nothing.
+update id makes the repeat change nothing. When the database failed while
+the update was handled, the response is 503, so Telegram sends it again.
+With ``job_queue: procrastinate`` a 200 means the update and its replies are
+committed, and a ``careerbot worker`` job sends the replies.
 
 The bot is initialised (getMe) and the outbox poller started on the first
 accepted request, because route providers have no startup hook.
@@ -71,6 +74,9 @@ class TelegramWebhook:
                            payload["update_id"], type(exc).__name__, exc)
             return Response(status_code=200)
         await self.bot.application.process_update(update)
+        if self.bot.take_database_failure(update.update_id):
+            # Telegram sends the update again later; the dedupe on its id keeps a repeat harmless.
+            return PlainTextResponse("database unavailable", status_code=503)
         return Response(status_code=200)
 
     async def start(self) -> None:

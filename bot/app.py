@@ -15,7 +15,7 @@ def build_engine(settings: Settings, *, migrate: bool = True) -> Engine:
         bot.flows.FlowsInvalid: the flows have errors.
     """
     flows = load_flows(settings.flows_dir)
-    database = db.make_engine(settings.resolved_database_url)
+    database = db.make_engine(settings.resolved_database_url, connect_timeout=settings.database_connect_timeout)
     if migrate:
         db.upgrade(database)
     return Engine(flows, settings, db.make_session_factory(database))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "CAREERBOT_"
 DEFAULT_DATA_DIR = "careerbot-data"
@@ -57,6 +57,21 @@ class Settings(BaseModel):
         default=20000, ge=100, description="longest inbound message the bot reads, in characters"
     )
     log_level: str = Field(default="INFO", description="logging level: DEBUG, INFO, WARNING or ERROR")
+    log_format: str = Field(
+        default="text", description="'text' for one readable line per record, 'json' for one JSON object per line"
+    )
+    database_connect_timeout: int = Field(
+        default=5, ge=1, le=120,
+        description="seconds to wait for a PostgreSQL connection before the request or health check fails",
+    )
+
+    # --- background work ---
+    job_queue: str = Field(
+        default="in-process",
+        description="'in-process': each careerbot run or serve process delivers its outbox and checks reminder "
+        "rules itself (one process, SQLite or PostgreSQL); 'procrastinate': careerbot worker processes do it "
+        "as procrastinate jobs on PostgreSQL, and serve workers only queue them",
+    )
 
     # --- the web app (webhooks, badge verification, supervisor forms) ---
     public_base_url: str = Field(
@@ -78,6 +93,11 @@ class Settings(BaseModel):
     telegram_mode: str = Field(default="polling", description="'polling' (one process) or 'webhook'")
     telegram_webhook_secret: str | None = Field(
         default=None, description="secret_token Telegram sends with each webhook request (required for webhook mode)"
+    )
+    telegram_rate_limits: bool = Field(
+        default=True,
+        description="pace sends within Telegram's limits (30 per second, 1 per second per chat, 20 per minute per "
+        "group); turn off only against a test Bot API server",
     )
 
     # --- Slack ---
@@ -112,6 +132,22 @@ class Settings(BaseModel):
                 raise ValueError(f"{entry!r} is not platform:user_id, for example telegram:123456789")
         return value
 
+    @field_validator("log_format")
+    @classmethod
+    def _check_log_format(cls, value: str) -> str:
+        log_format = value.strip().lower()
+        if log_format not in ("text", "json"):
+            raise ValueError(f"{value!r} is not a log format; use text or json")
+        return log_format
+
+    @field_validator("job_queue")
+    @classmethod
+    def _check_job_queue(cls, value: str) -> str:
+        job_queue = value.strip().lower()
+        if job_queue not in ("in-process", "procrastinate"):
+            raise ValueError(f"{value!r} is not a job queue; use in-process or procrastinate")
+        return job_queue
+
     @field_validator("log_level")
     @classmethod
     def _check_log_level(cls, value: str) -> str:
@@ -119,6 +155,18 @@ class Settings(BaseModel):
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError(f"{value!r} is not a logging level; use DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @model_validator(mode="after")
+    def _check_job_queue_database(self) -> Settings:
+        if self.job_queue == "procrastinate" and not self.resolved_database_url.startswith("postgresql"):
+            raise ValueError("job_queue 'procrastinate' needs a PostgreSQL database_url "
+                             "(postgresql+psycopg://user@host/db); use 'in-process' with SQLite")
+        return self
+
+    @property
+    def outbox_delivered_in_process(self) -> bool:
+        """True when each run or serve process delivers the outbox rows itself; False when worker jobs do."""
+        return self.job_queue == "in-process"
 
     @property
     def resolved_database_url(self) -> str:

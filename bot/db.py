@@ -41,8 +41,17 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine for ``url``, creating the SQLite file's folder if needed."""
+POSTGRES_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+"""libpq TCP keepalive settings: a connection whose server went silent is dropped after about 25 seconds."""
+
+
+def make_engine(url: str, *, connect_timeout: int | None = None) -> Engine:
+    """Create an engine for ``url``, creating the SQLite file's folder if needed.
+
+    ``connect_timeout`` (seconds) bounds how long opening a PostgreSQL
+    connection may take, so that requests and health checks fail fast while
+    the database is unreachable.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -53,7 +62,11 @@ def make_engine(url: str) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    connect_args = dict(POSTGRES_KEEPALIVES)
+    if connect_timeout is not None:
+        connect_args["connect_timeout"] = connect_timeout
+    return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                         pool_timeout=connect_timeout or 30, connect_args=connect_args)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
