@@ -16,7 +16,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.slack_text import escape, shorten, split_sections
+from adapters.slack_text import SLASH_COMMAND, escape, shorten, slash_commands, split_sections
+from bot.commands import COORDINATOR_COMMANDS, LEARNER_COMMANDS, REVIEWER_COMMANDS
 from bot.events import Button
 from bot.home import LearnerHome
 from bot.review import FEEDBACK_MAX_CHARS, ChangeRequestForm
@@ -85,6 +86,9 @@ def _button_blocks(buttons: tuple[Button, ...]) -> list[dict[str, Any]]:
     ]
 
 
+CORE_COMMANDS = frozenset(LEARNER_COMMANDS) | frozenset(REVIEWER_COMMANDS) | frozenset(COORDINATOR_COMMANDS)
+
+
 def render_message(text: str, buttons: tuple[Button, ...] = ()) -> RenderedMessage:
     """Lay out plain text as sections followed by its buttons, within 50 blocks.
 
@@ -92,6 +96,7 @@ def render_message(text: str, buttons: tuple[Button, ...] = ()) -> RenderedMessa
     fits, marked with an ellipsis, and the rest is returned as ``overflow`` for
     a thread reply.
     """
+    text = slash_commands(text, SLASH_COMMAND, CORE_COMMANDS)
     pieces = split_sections(text)
     actions = _button_blocks(buttons)
     room = MESSAGE_MAX_BLOCKS - len(actions)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from adapters.slack_blocks import SubmittedForm
-from adapters.slack_text import to_plain
+from adapters.slack_text import SLASH_COMMAND, to_plain
 from bot import review
 from bot.events import Attachment, ChatType, InboundEvent
 
@@ -28,7 +28,6 @@ PLATFORM = "slack"
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 """Largest evidence file downloaded, in bytes: the same limit as on Telegram, where bots can't fetch more."""
 
-SLASH_COMMAND = "/careerbot"
 """The slash command registered for careerbot; ``/careerbot queue`` is the core's ``/queue``."""
 
 HANDLED_SUBTYPES = (None, "file_share")

@@ -11,11 +11,30 @@ from __future__ import annotations
 
 import re
 
+SLASH_COMMAND = "/careerbot"
+"""The app's slash command; its first word names a core command (``/careerbot submit``)."""
+
 SECTION_MAX_CHARS = 3000
 """Slack's limit for a section block's text, counted on the escaped text."""
 
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _SEQUENCE = re.compile(r"<([^<>]*)>")
+
+
+_COMMAND_MENTION = re.compile(r"(?<![\w/:.])/([a-z][a-z_]{1,31})\b")
+
+
+def slash_commands(text: str, command: str, names: frozenset[str]) -> str:
+    """Rewrite the core's command mentions (``/submit``) as Slack's ``/careerbot submit``.
+
+    Slack's client runs a line that starts with ``/`` as a slash command, so a
+    learner cannot type ``/submit`` in a DM; the app's one slash command takes
+    the core command as its first word instead. Only names in ``names`` are
+    rewritten, so paths and links stay as they are.
+    """
+    return _COMMAND_MENTION.sub(
+        lambda match: f"{command} {match.group(1)}" if match.group(1) in names else match.group(0), text
+    )
 
 
 def escape(text: str) -> str:

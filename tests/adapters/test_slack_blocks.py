@@ -182,3 +182,13 @@ def test_needs_file_info_cases():
     assert needs_file_info({"id": "F1", "file_access": "check_file_info"})
     assert needs_file_info({"id": "F1"})
     assert not needs_file_info({"id": "F1", "url_private": "https://files.slack.com/x", "size": 3})
+
+
+def test_render_message_rewrites_core_commands():
+    rendered = render_message("Type /submit when ready, or /help. Open https://x.example/plan or /usr/plan.")
+
+    text = rendered.blocks[0]["text"]["text"]
+    assert "/careerbot submit" in text
+    assert "/careerbot help" in text
+    assert "https://x.example/plan" in text
+    assert "/usr/plan" in text

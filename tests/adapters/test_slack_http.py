@@ -219,7 +219,7 @@ async def test_command_help_and_bare_command(slack):
     texts = slack.texts(slack.dm(REVIEWER))
     assert len(texts) == 2
     assert all(text.startswith("Commands you can use at any point") for text in texts)
-    assert all("Reviewer commands: /queue" in text for text in texts)
+    assert all("Reviewer commands: /careerbot queue" in text for text in texts)
 
 
 async def test_command_in_dm_acknowledged_silently(slack):

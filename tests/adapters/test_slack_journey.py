@@ -57,7 +57,7 @@ async def test_journey_plan_to_badge(slack):
     assert slack.emulator.calls_to("chat.update", channel=REVIEWERS, ts=card["ts"])
     learner_texts = slack.texts(slack.dm(LEARNER))
     assert "Good news: your evidence for Use career services was approved." in learner_texts
-    assert "You earned the badge: Use career services! Type /badges to see all your badges." in learner_texts
+    assert "You earned the badge: Use career services! Type /careerbot badges to see all your badges." in learner_texts
     with slack.engine.session_factory() as session:
         awards = session.scalars(select(BadgeAward.badge_key)).all()
         decision = session.scalar(select(ReviewDecision))
