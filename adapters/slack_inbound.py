@@ -28,7 +28,6 @@ PLATFORM = "slack"
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 """Largest evidence file downloaded, in bytes: the same limit as on Telegram, where bots can't fetch more."""
 
-"""The slash command registered for careerbot; ``/careerbot queue`` is the core's ``/queue``."""
 
 HANDLED_SUBTYPES = (None, "file_share")
 """Message subtypes that are a user writing to the bot. Others (edits, deletions,
