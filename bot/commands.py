@@ -13,6 +13,7 @@ from collections.abc import Callable
 from sqlalchemy import func, select
 
 from bot import account, assertions, evidence, review, sharing
+from bot import evaluation_commands, supervisor
 from bot.conversation import DETOURS, EDIT_CHOOSE, HOME, Conversation
 from bot.events import Button
 from bot.models import Learner, Submission
@@ -264,15 +265,21 @@ LEARNER_COMMANDS: dict[str, Command] = {
     "submit": cmd_submit,
     "edit": cmd_edit,
     "share": sharing.cmd_share,
+    "supervisor": supervisor.cmd_supervisor,
 }
 """Learner commands. Each returns True when the current question or next step
 should be asked again after its reply."""
 
 REVIEWER_COMMANDS: dict[str, Command] = {"queue": cmd_queue, "review": cmd_review}
 COORDINATOR_COMMANDS: dict[str, Command] = {"report": cmd_report, "revoke": cmd_revoke}
+COORDINATOR_COMMANDS.update({
+    "evaluations": evaluation_commands.cmd_evaluations,
+    "resend_evaluation": evaluation_commands.cmd_resend_evaluation,
+    "revoke_evaluation": evaluation_commands.cmd_revoke_evaluation,
+})
 
-MENU = ("help", "plan", "pathway", "submit", "badges", "share", "edit", "back", "skip", "cancel", "stop",
-        "start", "export", "forget")
+MENU = ("help", "plan", "pathway", "submit", "supervisor", "badges", "share", "edit", "back", "skip", "cancel",
+        "stop", "start", "export", "forget")
 """Commands in the order a platform's command menu lists them; each has a
 ``command_<name>`` description in the messages."""
 

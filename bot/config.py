@@ -12,11 +12,13 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "CAREERBOT_"
+SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
 DEFAULT_DATA_DIR = "careerbot-data"
 
 
@@ -122,6 +124,21 @@ class Settings(BaseModel):
     issuer_key_file: Path | None = Field(
         default=None, description="PEM private key (Ed25519 or RSA) that signs Open Badges 3.0 credentials"
     )
+    # --- supervisor evaluations ---
+    evaluation_link_days: int = Field(
+        default=30, ge=1, le=365, description="days a supervisor evaluation link stays valid"
+    )
+    form_secret: str | None = Field(
+        default=None, min_length=32,
+        description="secret that signs the CSRF tokens of web forms; default: a random secret "
+        "kept in data_dir/form-secret (give every worker the same one)",
+    )
+    smtp_url: str | None = Field(
+        default=None,
+        description="mail server for evaluation links, as smtp://[user:password@]host[:port] "
+        "(smtp+starttls:// or smtps:// for TLS); default: no email, learners forward the link",
+    )
+    smtp_from: str | None = Field(default=None, description="sender address of emails; default: issuer_email")
 
     @field_validator("reviewers", "coordinators")
     @classmethod
@@ -147,6 +164,21 @@ class Settings(BaseModel):
         if job_queue not in ("in-process", "procrastinate"):
             raise ValueError(f"{value!r} is not a job queue; use in-process or procrastinate")
         return job_queue
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            parts.port  # raises ValueError for a port that is not a number
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in SMTP_SCHEMES or not parts.hostname:
+            # The URL may hold a password, so the message does not repeat it.
+            raise ValueError(f"the SMTP URL must look like smtp://host:25, with a scheme of {', '.join(SMTP_SCHEMES)}")
+        return value
 
     @field_validator("log_level")
     @classmethod

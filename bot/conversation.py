@@ -41,7 +41,16 @@ SUBMIT_INPUT = "submit_input"
 SUBMIT_CONFIRM = "submit_confirm"
 EDIT_CHOOSE = "edit_choose"
 FORGET_CONFIRM = "forget_confirm"
-DETOURS = (SUBMIT_ITEM, SUBMIT_KIND, SUBMIT_INPUT, SUBMIT_CONFIRM, EDIT_CHOOSE, FORGET_CONFIRM)
+SUPERVISOR_NAME = "supervisor_name"
+SUPERVISOR_ORGANIZATION = "supervisor_organization"
+SUPERVISOR_EMAIL = "supervisor_email"
+PLACEMENT_START = "placement_start"
+PLACEMENT_END = "placement_end"
+SUPERVISOR_CONFIRM = "supervisor_confirm"
+SUPERVISOR_STEPS = (SUPERVISOR_NAME, SUPERVISOR_ORGANIZATION, SUPERVISOR_EMAIL, PLACEMENT_START, PLACEMENT_END,
+                    SUPERVISOR_CONFIRM)
+"""The detour that collects a work supervisor's details for an evaluation link, in order."""
+DETOURS = (SUBMIT_ITEM, SUBMIT_KIND, SUBMIT_INPUT, SUBMIT_CONFIRM, EDIT_CHOOSE, FORGET_CONFIRM, *SUPERVISOR_STEPS)
 
 
 def _is_editing(event_data) -> bool:
@@ -87,6 +96,11 @@ class Conversation:
         machine.add_transition("back", SUBMIT_KIND, SUBMIT_ITEM)
         machine.add_transition("back", SUBMIT_INPUT, SUBMIT_ITEM)
         machine.add_transition("back", SUBMIT_CONFIRM, SUBMIT_INPUT)
+        machine.add_transition("ask_supervisor", [HOME, SUBMIT_ITEM, SUBMIT_KIND, SUPERVISOR_CONFIRM], SUPERVISOR_NAME)
+        machine.add_transition("review_supervisor", [HOME, SUBMIT_ITEM, SUBMIT_KIND], SUPERVISOR_CONFIRM)
+        for earlier, later in zip(SUPERVISOR_STEPS, SUPERVISOR_STEPS[1:]):
+            machine.add_transition("supervisor_next", earlier, later)
+            machine.add_transition("back", later, earlier)
         machine.add_transition("done", [*DETOURS, HOME], HOME)
         return machine
 

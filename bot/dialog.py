@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy import bindparam, select
 
-from bot import account, assertions, commands, evidence
+from bot import account, assertions, commands, evidence, supervisor
 from bot.conversation import EDIT_CHOOSE, FORGET_CONFIRM, HOME, SUBMIT_INPUT, Conversation
 from bot.models import Learner
 from bot.pathway import plan_pathway, rebuild_pathway
@@ -59,6 +59,8 @@ def reprompt(turn: Turn, conversation: Conversation) -> None:
         account.home_prompt(turn, conversation)
     elif state in evidence.PROMPTS:
         evidence.PROMPTS[state](turn, conversation)
+    elif state in supervisor.PROMPTS:
+        supervisor.PROMPTS[state](turn, conversation)
     elif state == EDIT_CHOOSE:
         commands.prompt_edit(turn, conversation)
     elif state == FORGET_CONFIRM:
@@ -131,7 +133,7 @@ def _handle_command(turn: Turn, conversation: Conversation, name: str, argument:
         turn.reply(turn.t("unknown_command", command=name))
         reprompt(turn, conversation)
         return
-    consent_needed = turn.learner.consented_at is None and name in ("submit", "edit", "export", "share")
+    consent_needed = turn.learner.consented_at is None and name in ("submit", "edit", "export", "share", "supervisor")
     if consent_needed:
         turn.reply(turn.t("consent_needed_first"))
         reprompt(turn, conversation)
@@ -178,6 +180,8 @@ def _handle_input(turn: Turn, conversation: Conversation, text: str | None) -> N
         account.home_prompt(turn, conversation)
     elif state in evidence.HANDLERS:
         evidence.HANDLERS[state](turn, conversation, text, attachment)
+    elif state in supervisor.HANDLERS:
+        supervisor.HANDLERS[state](turn, conversation, text, attachment)
     elif state == EDIT_CHOOSE:
         commands.choose_edit(turn, conversation, text or "")
     elif state == FORGET_CONFIRM:

@@ -60,9 +60,25 @@ class Engine:
         Raises:
             sqlalchemy.exc.OperationalError: the database stayed unavailable.
         """
+        _, handled = self._run_with_retries(event, self._route)
+        return handled
+
+    def run(self, event: InboundEvent, work: Callable[[Turn], T]) -> tuple[T | None, HandledEvent]:
+        """Run ``work`` for an event from outside the chats, such as a web form, as :meth:`handle` would.
+
+        Claiming the event, ``work`` and the outbox rows of the messages it made
+        share one transaction, so an event with an already claimed
+        (platform, update_id) runs nothing and returns ``(None, duplicate)``.
+
+        Raises:
+            sqlalchemy.exc.OperationalError: the database stayed unavailable.
+        """
+        return self._run_with_retries(event, work)
+
+    def _run_with_retries(self, event: InboundEvent, work: Callable[[Turn], T]) -> tuple[T | None, HandledEvent]:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                return self._handle_once(event)
+                return self._handle_once(event, work)
             except (IntegrityError, OperationalError) as exc:
                 if attempt == MAX_ATTEMPTS:
                     raise
@@ -87,16 +103,16 @@ class Engine:
                 transaction.rollback()
         return result, tuple(turn.messages)
 
-    def _handle_once(self, event: InboundEvent) -> HandledEvent:
+    def _handle_once(self, event: InboundEvent, work: Callable[[Turn], T]) -> tuple[T | None, HandledEvent]:
         started = time.perf_counter()
         now = self.clock()
         with self.session_factory() as session:
             with session.begin():
                 if not self._claim(session, event, now):
                     logger.info("update %s:%s already handled; ignored", event.platform, event.update_id)
-                    return HandledEvent(duplicate=True)
+                    return None, HandledEvent(duplicate=True)
                 turn = Turn(session=session, flows=self.flows, settings=self.settings, event=event, now=now)
-                self._route(turn)
+                result = work(turn)
                 rows = [self._outbox_row(message, now) for message in turn.messages]
                 session.add_all(rows)
                 session.flush()
@@ -111,7 +127,7 @@ class Engine:
             event.platform, event.update_id, event.user_key, learner_id, turn.previous_state, new_state,
             len(rows), (time.perf_counter() - started) * 1000,
         )
-        return HandledEvent(duplicate=False, outbox_ids=outbox_ids, messages=tuple(turn.messages))
+        return result, HandledEvent(duplicate=False, outbox_ids=outbox_ids, messages=tuple(turn.messages))
 
     def _claim(self, session: Session, event: InboundEvent, now: datetime) -> bool:
         """Record the update as handled; False when it already was (a redelivery)."""

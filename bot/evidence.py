@@ -12,7 +12,7 @@ import logging
 
 from sqlalchemy import select
 
-from bot import review
+from bot import review, supervisor
 from bot.conversation import HOME, SUBMIT_CONFIRM, SUBMIT_INPUT, SUBMIT_ITEM, SUBMIT_KIND, Conversation
 from bot.events import Attachment, Button
 from bot.files import store_file
@@ -25,6 +25,8 @@ from bot.questions import ChoiceSpec
 logger = logging.getLogger(__name__)
 
 OPEN_STATUSES = ("open", "changes_requested")
+EVALUATION_KIND = "evaluation"
+"""Not a kind the learner sends: choosing it starts the supervisor details detour (bot.supervisor)."""
 
 
 def eligible_items(turn: Turn) -> list[PathwayItem]:
@@ -99,7 +101,7 @@ def handle_item(turn: Turn, conversation: Conversation, text: str) -> None:
         conversation.fire(turn.learner, "review_draft")
         prompt_confirm(turn, conversation)
         return
-    if len(info.evidence.kinds) == 1:
+    if len(_kind_choices(turn, info)) == 1:
         choose_kind(turn, conversation, info.evidence.kinds[0])
         return
     conversation.fire(turn.learner, "choose_kind")
@@ -119,7 +121,11 @@ def describe_item(turn: Turn, item: PathwayItem, info: ItemInfo) -> str:
 
 
 def _kind_choices(turn: Turn, info: ItemInfo) -> tuple[ChoiceSpec, ...]:
-    return tuple(ChoiceSpec(value=kind, label=turn.t(f"kind_{kind}")) for kind in info.evidence.kinds)
+    """The item's evidence kinds, and a supervisor's web form where the catalog offers one."""
+    kinds = list(info.evidence.kinds)
+    if info.supervisor_evaluation:
+        kinds.append(EVALUATION_KIND)
+    return tuple(ChoiceSpec(value=kind, label=turn.t(f"kind_{kind}")) for kind in kinds)
 
 
 def prompt_kind(turn: Turn, conversation: Conversation) -> None:
@@ -141,6 +147,9 @@ def handle_kind(turn: Turn, conversation: Conversation, text: str) -> None:
 
 def choose_kind(turn: Turn, conversation: Conversation, kind: str) -> None:
     """Store the evidence kind; a plan is drafted at once, other kinds are asked for."""
+    if kind == EVALUATION_KIND:
+        supervisor.start(turn, conversation, current_item(turn))
+        return
     _set_context(turn, submit_kind=kind)
     if kind == "plan":
         item = current_item(turn)
@@ -285,7 +294,7 @@ def handle_confirm(turn: Turn, conversation: Conversation, text: str) -> None:
         return
     if chosen == "change":
         info = item_info(turn.flows.catalog, item.item_key)
-        if len(info.evidence.kinds) > 1:
+        if len(_kind_choices(turn, info)) > 1:
             conversation.jump(turn.learner, SUBMIT_KIND)
             prompt_kind(turn, conversation)
         else:

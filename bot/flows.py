@@ -19,13 +19,14 @@ from pydantic import BaseModel, ValidationError
 from bot._yaml import FlowFileError, line_of, load_yaml_file
 from bot.catalog import Catalog, check_badge_images, check_catalog
 from bot.questions import ChoiceSpec, ConversationSpec, Question
-from bot.texts import MESSAGE_FIELDS, Texts
+from bot.texts import EVALUATION_FIELDS, MESSAGE_FIELDS, Texts
 
 logger = logging.getLogger(__name__)
 
 CONVERSATION_FILE = "conversation.yaml"
 CATALOG_FILE = "catalog.yaml"
 MESSAGES_FILE = "messages.yaml"
+EVALUATION_FILE = "evaluation.yaml"
 
 # Questions the pathway builder reads, with the kind (and settings) each must have.
 PATHWAY_QUESTIONS = {
@@ -77,6 +78,8 @@ class Flows:
     questions: tuple[Question, ...]
     texts: Texts
     warnings: tuple[FlowProblem, ...] = field(default=())
+    evaluation_texts: Texts = field(default_factory=lambda: Texts({}))
+    """The words of the supervisor evaluation web page and email."""
 
     def question(self, state: str) -> Question | None:
         return self._by_state.get(state)
@@ -247,13 +250,24 @@ def _check_conversation(
         collector.add(path, document, ("questions",), "", "only one consent question is allowed")
 
 
-def _check_messages(document: Any, path: Path, collector: _Collector) -> dict[str, str]:
+def _load_messages(path: Path, collector: _Collector, fields: dict[str, frozenset[str]]) -> dict[str, str]:
+    try:
+        document = load_yaml_file(path)
+    except FlowFileError as exc:
+        collector.errors.append(FlowProblem(exc.path, exc.line, "", exc.message))
+        return {}
+    return _check_messages(document, path, collector, fields)
+
+
+
+def _check_messages(document: Any, path: Path, collector: _Collector,
+                    fields: dict[str, frozenset[str]] = MESSAGE_FIELDS) -> dict[str, str]:
     templates: dict[str, str] = {}
     if not isinstance(document, dict):
         return templates
     formatter = string.Formatter()
     for key, template in document.items():
-        if key not in MESSAGE_FIELDS:
+        if key not in fields:
             collector.warn(path, document, (key,), f"message {key!r}", "careerbot never sends this message; check the key's spelling")
             continue
         if not isinstance(template, str) or not template.strip():
@@ -264,9 +278,9 @@ def _check_messages(document: Any, path: Path, collector: _Collector) -> dict[st
         except ValueError as exc:
             collector.add(path, document, (key,), f"message {key!r}", f"invalid placeholder: {exc}; write a literal brace as {{{{ or }}}}")
             continue
-        unknown = names - MESSAGE_FIELDS[key]
+        unknown = names - fields[key]
         if unknown:
-            allowed = ", ".join(sorted("{" + name + "}" for name in MESSAGE_FIELDS[key])) or "none"
+            allowed = ", ".join(sorted("{" + name + "}" for name in fields[key])) or "none"
             collector.add(
                 path, document, (key,), f"message {key!r}",
                 f"unknown placeholder(s) {sorted(unknown)}; this message can use: {allowed}",
@@ -274,7 +288,7 @@ def _check_messages(document: Any, path: Path, collector: _Collector) -> dict[st
             continue
         templates[key] = template
     line = getattr(document, "line", 1)
-    for key in sorted(set(MESSAGE_FIELDS) - set(document)):
+    for key in sorted(set(fields) - set(document)):
         collector.errors.append(FlowProblem(path, line, f"message {key!r}", "missing; add this key with its text"))
     return templates
 
@@ -301,13 +315,8 @@ def load_flows(directory: Path | str | None = None) -> Flows:
     if conversation is not None:
         _check_conversation(conversation, conversation_doc, conversation_path, collector)
 
-    messages_path = directory / MESSAGES_FILE
-    try:
-        messages_doc = load_yaml_file(messages_path)
-    except FlowFileError as exc:
-        collector.errors.append(FlowProblem(exc.path, exc.line, "", exc.message))
-        messages_doc = None
-    templates = _check_messages(messages_doc, messages_path, collector)
+    templates = _load_messages(directory / MESSAGES_FILE, collector, MESSAGE_FIELDS)
+    evaluation_templates = _load_messages(directory / EVALUATION_FILE, collector, EVALUATION_FIELDS)
 
     if collector.errors:
         raise FlowsInvalid(collector.errors)
@@ -322,4 +331,5 @@ def load_flows(directory: Path | str | None = None) -> Flows:
         questions=questions,
         texts=Texts(templates),
         warnings=tuple(collector.warnings),
+        evaluation_texts=Texts(evaluation_templates),
     )

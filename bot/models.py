@@ -311,3 +311,44 @@ class OutboxMessage(Base):
 
     def __repr__(self) -> str:
         return f"OutboxMessage(id={self.id}, {self.platform}:{self.chat_id}, status={self.status!r})"
+
+
+class EvaluationRequest(Base):
+    """A learner's request that their work supervisor evaluate them through a one-time web link.
+
+    Only the SHA-256 of the link's token is stored. ``status`` is ``pending``
+    (the link works until ``expires_at``), ``completed`` (the supervisor sent
+    the form, and ``submission_id`` is the evidence it became) or ``revoked``
+    (``revoked_reason`` says by whom: ``learner``, ``coordinator``, ``resent``
+    or ``replaced`` by a newer request for the same item).
+    """
+
+    __tablename__ = "evaluation_requests"
+    __table_args__ = (Index("ix_evaluation_requests_status_created", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("pathway_items.id", ondelete="CASCADE"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    supervisor_name: Mapped[str] = mapped_column(String(200))
+    supervisor_organization: Mapped[str] = mapped_column(String(200))
+    supervisor_email: Mapped[str] = mapped_column(String(254))
+    placement_start: Mapped[date] = mapped_column(Date)
+    placement_end: Mapped[date] = mapped_column(Date)
+    created_by: Mapped[str] = mapped_column(String(96))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    emailed_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(96))
+    revoked_reason: Mapped[str | None] = mapped_column(String(16))
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="SET NULL"))
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    learner: Mapped[Learner] = relationship()
+    item: Mapped[PathwayItem] = relationship()
+
+    def __repr__(self) -> str:
+        return f"EvaluationRequest(id={self.id}, learner_id={self.learner_id}, status={self.status!r})"

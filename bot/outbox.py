@@ -88,6 +88,27 @@ def mark_sent(factory: sessionmaker[Session], outbox_id: int, platform_message_i
         row.attempts += 1
         row.sent_at = _now()
         row.platform_message_id = platform_message_id
+        _redact(row)
+
+
+REDACTED = "[removed after delivery]"
+REDACT_KEY = "redact_after_send"
+"""A message whose ``extra`` lists strings under this key (such as a one-time
+link) keeps them in the outbox only until it is sent or has failed."""
+
+
+def _redact(row: OutboxMessage) -> None:
+    extra = row.payload.get("extra") or {}
+    secrets = extra.get(REDACT_KEY)
+    if not secrets:
+        return
+    text = row.payload.get("text", "")
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    kept_extra = {key: value for key, value in extra.items() if key != REDACT_KEY}
+    payload = {key: value for key, value in row.payload.items() if key != "extra"}
+    row.payload = {**payload, "text": text, **({"extra": kept_extra} if kept_extra else {})}
+
 
 
 def mark_retry(factory: sessionmaker[Session], outbox_id: int, delay_seconds: float, error: str, *,
@@ -121,6 +142,7 @@ def mark_failed(factory: sessionmaker[Session], outbox_id: int, error: str, *, u
         row.status = "failed"
         row.attempts += 1
         row.last_error = error[:1000]
+        _redact(row)
         if unreachable and row.learner_id is not None:
             learner = session.get(Learner, row.learner_id)
             if learner is not None and learner.unreachable_since is None:

@@ -6,7 +6,7 @@ import logging
 
 from starlette.applications import Starlette
 
-from bot import verify_web
+from bot import evaluation_web, verify_web
 from bot.app import build_engine
 from bot.config import Settings, load_settings
 from bot.web import RouteProvider, create_app
@@ -16,10 +16,10 @@ logger = logging.getLogger(__name__)
 
 def route_providers(settings: Settings) -> list[RouteProvider]:
     """Pick the route providers for the configured platforms and features."""
-    providers: list[RouteProvider] = [verify_web.web_routes]
+    providers: list[RouteProvider] = [verify_web.web_routes, evaluation_web.web_routes]
     # Each feature module adds itself here as it is built: the Telegram webhook
     # (adapters.telegram.web_routes) and Slack HTTP mode (adapters.slack.web_routes).
-    # Badge verification is always on.
+    # Badge verification and the supervisor evaluation form are always on.
     if settings.telegram_token and settings.telegram_mode == "webhook":
         from adapters.telegram import web_routes as telegram_routes
 

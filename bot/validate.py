@@ -93,20 +93,27 @@ def check_rating(text: str, minimum: int, maximum: int) -> int:
     return int(stripped)
 
 
-def check_future_date(text: str, today: date, max_years_ahead: int) -> date:
-    """Parse a date such as 2027-05-31, 31 May 2027 or May 2027 (the last day of that month)."""
+def parse_date(text: str, *, month_end: bool = True) -> date:
+    """Parse a date such as 2027-05-31, 31 May 2027 or May 2027.
+
+    A month without a day is read as its last day, or as its first day when
+    ``month_end`` is false (the start of a period).
+    """
     candidate = re.sub(r"[,\s]+", " ", text.strip())
-    parsed: date | None = None
     for pattern in DATE_FORMATS:
         try:
             parsed = datetime.strptime(candidate, pattern).date()
         except ValueError:
             continue
-        if "%d" not in pattern:
+        if "%d" not in pattern and month_end:
             parsed = _last_day_of_month(parsed)
-        break
-    if parsed is None:
-        raise InvalidInput("invalid_date")
+        return parsed
+    raise InvalidInput("invalid_date")
+
+
+def check_future_date(text: str, today: date, max_years_ahead: int) -> date:
+    """Parse a date such as 2027-05-31, 31 May 2027 or May 2027 (the last day of that month)."""
+    parsed = parse_date(text)
     if parsed <= today:
         raise InvalidInput("invalid_date_past", today=today.isoformat())
     if parsed.year > today.year + max_years_ahead:
