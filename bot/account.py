@@ -8,7 +8,7 @@ import logging
 
 from sqlalchemy import delete, select
 
-from bot import badges
+from bot import badges, evaluation_requests
 from bot.conversation import FORGET_CONFIRM, Conversation
 from bot.events import Button, Document
 from bot.files import delete_file
@@ -115,6 +115,7 @@ def export_document(turn: Turn, conversation: Conversation) -> Document:
             for item in learner.items
         ],
         "submissions": [_submission_record(submission) for submission in submissions],
+        "evaluation_requests": evaluation_requests.export_records(turn.session, learner.id),
         "badges": [
             {"badge": award.badge_key, "name": award.name, "kind": award.kind, "awarded_at": _iso(award.awarded_at)}
             for award in learner.awards

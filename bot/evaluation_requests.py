@@ -225,6 +225,33 @@ def link_message_extra(link: str) -> dict:
     return {REDACT_KEY: [link]}
 
 
+def export_records(session: Session, learner_id: int) -> list[dict]:
+    """The learner's evaluation requests for their data export; the token's hash stays out."""
+    requests = session.scalars(
+        select(EvaluationRequest).where(EvaluationRequest.learner_id == learner_id).order_by(EvaluationRequest.id)
+    )
+    return [
+        {
+            "id": request.id,
+            "item": request.item.item_key,
+            "status": request.status,
+            "supervisor_name": request.supervisor_name,
+            "supervisor_organization": request.supervisor_organization,
+            "supervisor_email": request.supervisor_email,
+            "placement_start": request.placement_start.isoformat(),
+            "placement_end": request.placement_end.isoformat(),
+            "created_at": request.created_at.isoformat(),
+            "expires_at": request.expires_at.isoformat(),
+            "emailed_at": request.emailed_at.isoformat() if request.emailed_at else None,
+            "completed_at": request.completed_at.isoformat() if request.completed_at else None,
+            "revoked_at": request.revoked_at.isoformat() if request.revoked_at else None,
+            "revoked_reason": request.revoked_reason,
+            "submission_id": request.submission_id,
+        }
+        for request in requests
+    ]
+
+
 # --- opening a link -----------------------------------------------------------------
 
 

@@ -229,7 +229,7 @@ class EvaluationPages:
             errors=messages,
             error_links=[(_anchor(name, rubric), message) for name, message in messages.items()],
             notice=notice,
-            action=LINK_PATH + token,
+            action=token,  # relative, so the form also posts correctly behind a proxy that adds a path prefix
             csrf_field=form.CSRF_FIELD,
             csrf=form.csrf_token(self.secret, token, self.engine.clock()),
             comment_max=form.COMMENT_MAX_CHARS,

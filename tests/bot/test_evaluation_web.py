@@ -387,3 +387,24 @@ async def test_plan_answers_untouched_by_form(engine, token):
 
     learner = Chat(engine, "ana").learner()
     assert learner.answers["target_role"] == plan_answers()["target_role"]
+
+
+async def test_form_posts_to_its_own_link(engine, token):
+    async with client_for(engine) as client:
+        page = (await open_form(client, token)).text
+
+    assert f'<form method="post" action="{token}" novalidate>' in page
+
+
+async def test_evaluation_on_postgres(postgres_engine):
+    token = request_link(Chat(postgres_engine, "ana"))
+    async with client_for(postgres_engine) as client:
+        csrf = csrf_of((await open_form(client, token)).text)
+        sent = await send_form(client, token, valid_form(postgres_engine, csrf))
+        again = await send_form(client, token, valid_form(postgres_engine, csrf))
+
+    assert sent.status_code == 200
+    assert again.status_code == 410
+    [submission] = evaluation_submissions(postgres_engine)
+    assert submission.status == "pending"
+    assert load_requests(postgres_engine)[0].response["recommendation"] == "recommend"

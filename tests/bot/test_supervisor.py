@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pytest
@@ -303,3 +304,16 @@ def test_forget_deletes_requests(engine, chat):
 
     with engine.session_factory() as session:
         assert session.scalars(select(EvaluationRequest)).all() == []
+
+
+def test_export_lists_requests(engine, chat):
+    request_link(chat, plan_done=True)
+
+    chat.send("/export")
+
+    [document] = [message.document for message in chat.last.messages if message.document is not None]
+    [record] = json.loads(document.content)["evaluation_requests"]
+    assert record["supervisor_email"] == SUPERVISOR["email"]
+    assert record["status"] == "pending"
+    assert record["placement_start"] == SUPERVISOR["start"]
+    assert "token_sha256" not in record
