@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -263,7 +264,32 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+class HideLinkTokens(logging.Filter):
+    """Replace the token of every evaluation link in a log record's arguments with ``<token>``.
+
+    uvicorn's access log writes each request's path, and a link's path is its token.
+    """
+
+    PATTERN = re.compile(re.escape(LINK_PATH) + r"[^/?#\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self.PATTERN.sub(LINK_PATH + "<token>", value) if isinstance(value, str) else value
+                for value in record.args
+            )
+        return True
+
+
+def hide_tokens_in_access_log() -> None:
+    """Add :class:`HideLinkTokens` to uvicorn's access logger, once per process."""
+    access_logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(existing, HideLinkTokens) for existing in access_logger.filters):
+        access_logger.addFilter(HideLinkTokens())
+
+
 def web_routes(engine: Engine) -> list[BaseRoute]:
     """Return the evaluation page's route, for ``bot.web.create_app``."""
     pages = EvaluationPages(engine)
+    hide_tokens_in_access_log()
     return [Route(LINK_PATH + "{token}", pages.endpoint, methods=["GET", "POST"])]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import logging
 import re
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
@@ -13,7 +14,7 @@ from sqlalchemy import select, update
 
 from bot import evaluation_form as form
 from bot.evaluation_requests import hash_token
-from bot.evaluation_web import web_routes
+from bot.evaluation_web import HideLinkTokens, web_routes
 from bot.models import EvaluationRequest, PathwayItem
 from bot.server import route_providers
 from tests.bot.scripted import Chat, approve, find_item, plan_answers
@@ -408,3 +409,17 @@ async def test_evaluation_on_postgres(postgres_engine):
     [submission] = evaluation_submissions(postgres_engine)
     assert submission.status == "pending"
     assert load_requests(postgres_engine)[0].response["recommendation"] == "recommend"
+
+
+def test_access_log_hides_token(engine, token):
+    web_routes(engine)
+    access_logger = logging.getLogger("uvicorn.access")
+    record = access_logger.makeRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                                      ("127.0.0.1:5000", "GET", f"/evaluate/{token}?x=1", "1.1", 200), None)
+
+    for log_filter in access_logger.filters:
+        log_filter.filter(record)
+
+    assert token not in record.getMessage()
+    assert '"GET /evaluate/<token>?x=1 HTTP/1.1" 200' in record.getMessage()
+    assert sum(isinstance(entry, HideLinkTokens) for entry in access_logger.filters) == 1
