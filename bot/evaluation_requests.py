@@ -306,6 +306,9 @@ def record_evaluation(turn: Turn, token: str, answers: EvaluationAnswers) -> Lin
         submitted_at=turn.now,
     )
     turn.session.add(submission)
+    # NOTE: an evaluation that arrives after the item was approved (on other
+    # evidence) still goes to the reviewers, and a change request on it
+    # reopens the approved item.
     if item.status != "approved":
         item.status = "submitted"
     turn.session.flush()

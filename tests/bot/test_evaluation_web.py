@@ -423,3 +423,16 @@ def test_access_log_hides_token(engine, token):
     assert token not in record.getMessage()
     assert '"GET /evaluate/<token>?x=1 HTTP/1.1" 200' in record.getMessage()
     assert sum(isinstance(entry, HideLinkTokens) for entry in access_logger.filters) == 1
+
+
+async def test_evaluation_after_approval_keeps_item_approved(engine, token):
+    with engine.session_factory() as session, session.begin():
+        session.execute(update(PathwayItem).where(PathwayItem.item_key == ITEM_KEY).values(status="approved"))
+
+    async with client_for(engine) as client:
+        csrf = csrf_of((await open_form(client, token)).text)
+        response = await send_form(client, token, valid_form(engine, csrf))
+
+    assert response.status_code == 200
+    assert find_item(engine, "ana", ITEM_KEY).status == "approved"
+    assert evaluation_submissions(engine)[0].status == "pending"
