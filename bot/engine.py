@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.conversation import Conversation
 from bot.events import InboundEvent, OutboundMessage
 from bot.flows import Flows
+from bot.metrics import UPDATE_FAILURES, UPDATE_RETRIES, UPDATES_HANDLED
 from bot.models import OutboxMessage, ProcessedUpdate
 from bot.turn import Turn
 
@@ -53,6 +54,8 @@ class Engine:
         self.session_factory = session_factory
         self.conversation = Conversation(flows)
         self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.handled_hooks: list[Callable[[InboundEvent, HandledEvent], None]] = []
+        """Called after each new event's transaction has committed, for example to queue its delivery."""
 
     def handle(self, event: InboundEvent) -> HandledEvent:
         """Handle ``event`` once; retry on a lost race with another worker.
@@ -81,7 +84,9 @@ class Engine:
                 return self._handle_once(event, work)
             except (IntegrityError, OperationalError) as exc:
                 if attempt == MAX_ATTEMPTS:
+                    UPDATE_FAILURES.labels(event.platform).inc()
                     raise
+                UPDATE_RETRIES.labels(event.platform).inc()
                 logger.warning("update %s:%s conflicted (%s); retrying, attempt %d",
                                event.platform, event.update_id, type(exc).__name__, attempt + 1)
         raise AssertionError("unreachable")
@@ -109,7 +114,9 @@ class Engine:
         with self.session_factory() as session:
             with session.begin():
                 if not self._claim(session, event, now):
-                    logger.info("update %s:%s already handled; ignored", event.platform, event.update_id)
+                    logger.info("update %s:%s already handled; ignored", event.platform, event.update_id,
+                                extra={"platform": event.platform, "update_id": event.update_id, "duplicate": True})
+                    UPDATES_HANDLED.labels(event.platform, "duplicate").inc()
                     return None, HandledEvent(duplicate=True)
                 turn = Turn(session=session, flows=self.flows, settings=self.settings, event=event, now=now)
                 result = work(turn)
@@ -122,12 +129,27 @@ class Engine:
             for callback in turn.after_commit:
                 callback()
 
+        elapsed_ms = (time.perf_counter() - started) * 1000
         logger.info(
             "update %s:%s handled: user=%s learner=%s state=%s->%s replies=%d in %.1f ms",
             event.platform, event.update_id, event.user_key, learner_id, turn.previous_state, new_state,
-            len(rows), (time.perf_counter() - started) * 1000,
+            len(rows), elapsed_ms,
+            extra={"platform": event.platform, "update_id": event.update_id, "user": event.user_key,
+                   "learner_id": learner_id, "state_from": turn.previous_state, "state_to": new_state,
+                   "replies": len(rows), "duration_ms": round(elapsed_ms, 1)},
         )
-        return result, HandledEvent(duplicate=False, outbox_ids=outbox_ids, messages=tuple(turn.messages))
+        UPDATES_HANDLED.labels(event.platform, "new").inc()
+        handled = HandledEvent(duplicate=False, outbox_ids=outbox_ids, messages=tuple(turn.messages))
+        self._run_handled_hooks(event, handled)
+        return result, handled
+
+    def _run_handled_hooks(self, event: InboundEvent, handled: HandledEvent) -> None:
+        """Call each hook; the event is committed, so a failing hook is logged and the rest still run."""
+        for hook in self.handled_hooks:
+            try:
+                hook(event, handled)
+            except Exception:
+                logger.exception("hook %r failed after update %s:%s", hook, event.platform, event.update_id)
 
     def _claim(self, session: Session, event: InboundEvent, now: datetime) -> bool:
         """Record the update as handled; False when it already was (a redelivery)."""

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot.db import transaction
 from bot.events import OutboundMessage
+from bot.metrics import MESSAGE_FAILURES, MESSAGE_RETRIES, MESSAGES_SENT
 from bot.models import Learner, OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -84,11 +85,16 @@ def mark_sent(factory: sessionmaker[Session], outbox_id: int, platform_message_i
         row = session.get(OutboxMessage, outbox_id)
         if row is None:
             return
+        if row.status == "sent":
+            logger.warning("outbox %s to %s:%s was delivered again after it had been marked sent",
+                           outbox_id, row.platform, row.chat_id)
         row.status = "sent"
         row.attempts += 1
         row.sent_at = _now()
         row.platform_message_id = platform_message_id
         _redact(row)
+        platform = row.platform
+    MESSAGES_SENT.labels(platform).inc()
 
 
 REDACTED = "[removed after delivery]"
@@ -125,12 +131,15 @@ def mark_retry(factory: sessionmaker[Session], outbox_id: int, delay_seconds: fl
             return
         row.attempts += 1
         row.last_error = error[:1000]
-        if row.attempts >= MAX_ATTEMPTS and not keep_queued:
+        platform = row.platform
+        given_up = row.attempts >= MAX_ATTEMPTS and not keep_queued
+        if given_up:
             row.status = "failed"
             logger.error("outbox %s failed after %d attempts: %s", outbox_id, row.attempts, error)
-            return
-        row.available_at = _now() + timedelta(seconds=delay_seconds)
-        logger.warning("outbox %s will be retried in %.0f s: %s", outbox_id, delay_seconds, error)
+        else:
+            row.available_at = _now() + timedelta(seconds=delay_seconds)
+            logger.warning("outbox %s will be retried in %.0f s: %s", outbox_id, delay_seconds, error)
+    (MESSAGE_FAILURES if given_up else MESSAGE_RETRIES).labels(platform).inc()
 
 
 def mark_failed(factory: sessionmaker[Session], outbox_id: int, error: str, *, unreachable: bool = False) -> None:
@@ -148,3 +157,5 @@ def mark_failed(factory: sessionmaker[Session], outbox_id: int, error: str, *, u
             if learner is not None and learner.unreachable_since is None:
                 learner.unreachable_since = _now()
         logger.error("outbox %s to %s:%s failed: %s", outbox_id, row.platform, row.chat_id, error)
+        platform = row.platform
+    MESSAGE_FAILURES.labels(platform).inc()
