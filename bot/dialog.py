@@ -155,6 +155,10 @@ def _handle_action(turn: Turn, conversation: Conversation, action: str) -> None:
         turn.reply(turn.t("button_expired"))
         reprompt(turn, conversation)
         return
+    press = evidence.BUTTON_HANDLERS.get(state)
+    if press is not None:
+        press(turn, conversation, value)
+        return
     _handle_input(turn, conversation, value)
 
 

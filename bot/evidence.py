@@ -53,9 +53,14 @@ def _item_label(turn: Turn, item: PathwayItem) -> str:
     return turn.t("submit_item_label", level=item.level, title=item.title)
 
 
-def _item_choices(turn: Turn) -> tuple[ChoiceSpec, ...]:
+def _typed_item_choices(turn: Turn, items: list[PathwayItem]) -> tuple[ChoiceSpec, ...]:
+    """Build a choice per listed item whose value is the item's number in the list.
+
+    A typed number means a place in the list. Item ids are numbers too, so
+    with ids as values, typing "3" could pick the item with id 3 instead.
+    """
     return tuple(
-        ChoiceSpec(value=str(item.id), label=_item_label(turn, item)[:60]) for item in eligible_items(turn)
+        ChoiceSpec(value=str(number), label=_item_label(turn, item)[:60]) for number, item in enumerate(items, start=1)
     )
 
 
@@ -82,15 +87,30 @@ def prompt_item(turn: Turn, conversation: Conversation) -> None:
 
 
 def handle_item(turn: Turn, conversation: Conversation, text: str) -> None:
-    """Store the chosen item; show its rubric and ask for the evidence kind (or the draft)."""
-    choices = _item_choices(turn)
+    """Take a typed choice of item: its number in the list or its label."""
+    items = eligible_items(turn)
     try:
-        chosen = match_choice(text, choices)
+        chosen = match_choice(text, _typed_item_choices(turn, items))
     except InvalidInput as problem:
         turn.reply(turn.t(problem.key, **problem.values))
         prompt_item(turn, conversation)
         return
-    item = next(entry for entry in turn.learner.items if str(entry.id) == chosen.value)
+    select_item(turn, conversation, items[int(chosen.value) - 1])
+
+
+def press_item(turn: Turn, conversation: Conversation, value: str) -> None:
+    """Take an item button, whose value is the item's id; an item no longer listed makes it stale."""
+    item = next((entry for entry in eligible_items(turn) if str(entry.id) == value), None)
+    if item is None:
+        logger.warning("item button %r of learner %s is for an item not open now", value, turn.learner.id)
+        turn.reply(turn.t("button_expired"))
+        prompt_item(turn, conversation)
+        return
+    select_item(turn, conversation, item)
+
+
+def select_item(turn: Turn, conversation: Conversation, item: PathwayItem) -> None:
+    """Store the chosen item; show its rubric and ask for the evidence kind (or the draft)."""
     info = item_info(turn.flows.catalog, item.item_key)
     _set_context(turn, submit_item_id=item.id, submit_kind=None)
     turn.reply(describe_item(turn, item, info))
@@ -332,6 +352,9 @@ HANDLERS = {
     SUBMIT_INPUT: handle_input,
     SUBMIT_CONFIRM: lambda turn, conversation, text, attachment: handle_confirm(turn, conversation, text or ""),
 }
+
+BUTTON_HANDLERS = {SUBMIT_ITEM: press_item}
+"""Steps whose buttons carry a value that typed text must not be mistaken for."""
 
 PROMPTS = {
     SUBMIT_ITEM: prompt_item,

@@ -330,6 +330,30 @@ def test_submitted_item_not_offered_again(chat):
     assert "Use career services" not in chat.texts()[0]
 
 
+def test_typed_number_picks_listed_item(chat):
+    chat.submit_reflection("use-career-services")
+    chat.send("/submit")
+    listing = chat.texts()[0].splitlines()
+
+    for number in (1, 2, 3):
+        chat.send("/submit")
+        chat.send(str(number))
+        listed_title = listing[number].split(": ", 1)[1]
+        assert chat.texts()[0].startswith(listed_title + " (Level"), number
+        chat.send("/cancel")
+
+
+def test_stale_item_button_not_read_as_number(chat):
+    first = find_item(chat.engine, chat.user, "use-career-services")
+    chat.submit_reflection("use-career-services")
+    chat.send("/submit")
+
+    chat.press(f"submit_item:{first.id}")
+
+    assert chat.texts()[0] == chat.engine.flows.texts("button_expired")
+    assert chat.state() == "submit_item"
+
+
 def test_nothing_open_to_submit(chat, engine):
     for item in [item for item in chat.learner().items if item.active]:
         chat.submit_reflection(item.item_key)
