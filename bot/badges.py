@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from bot.models import BadgeAward, Learner, PathwayItem
-from bot.pathway import item_info
+from bot.pathway import find_item_info
 from bot.turn import Turn
 
 logger = logging.getLogger(__name__)
@@ -31,18 +31,20 @@ def _award(turn: Turn, learner: Learner, key: str, kind: str, name: str) -> bool
 def award_for_item(turn: Turn, learner: Learner, item: PathwayItem) -> list[str]:
     """Award what the approval of ``item`` earns; return the names of the new badges."""
     catalog = turn.flows.catalog
-    info = item_info(catalog, item.item_key)
+    info = find_item_info(catalog, item.item_key)
     earned: list[str] = []
 
-    if info.skill is not None:
+    if info is None:
+        logger.warning("item %s of learner %s is not in the catalog; it earns no badge", item.item_key, learner.id)
+    elif info.skill is not None:
         if _award(turn, learner, info.skill.badge.id, "skill", info.skill.badge.name):
             earned.append(info.skill.badge.name)
     elif _award(turn, learner, ITEM_PREFIX + item.item_key, "item", info.title):
         earned.append(info.title)
 
-    level = catalog.level(item.level)
+    level = next((entry for entry in catalog.levels if entry.number == item.level), None)
     level_items = [entry for entry in learner.items if entry.active and entry.level == item.level]
-    if level_items and all(entry.status == "approved" for entry in level_items):
+    if level is not None and level_items and all(entry.status == "approved" for entry in level_items):
         if _award(turn, learner, level.badge.id, "level", level.badge.name):
             earned.append(level.badge.name)
 
@@ -74,8 +76,10 @@ def badge_lines(turn: Turn, learner: Learner) -> tuple[list[str], list[str]]:
     for item in learner.items:
         if not item.active:
             continue
-        info = item_info(catalog, item.item_key)
-        if info.skill is not None:
+        info = find_item_info(catalog, item.item_key)
+        if info is None:
+            note(ITEM_PREFIX + item.item_key, item.title)
+        elif info.skill is not None:
             note(info.skill.badge.id, info.skill.badge.name)
         else:
             note(ITEM_PREFIX + item.item_key, info.title)

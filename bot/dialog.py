@@ -82,6 +82,10 @@ def handle(turn: Turn, conversation: Conversation) -> None:
     if not conversation.known_state(learner.state):
         logger.warning("learner %s was in unknown state %r; the flows changed", learner.id, learner.state)
         conversation.jump(learner, HOME if learner.plan_completed_at else conversation.first_unanswered(learner))
+    if evidence.item_gone(turn):
+        logger.warning("learner %s was in %s for an item the catalog no longer has", learner.id, learner.state)
+        evidence.leave(turn, conversation)
+        turn.reply(turn.t("submit_item_gone"))
 
     if created:
         turn.reply(turn.t("greeting"))

@@ -17,7 +17,7 @@ from bot.conversation import HOME, SUBMIT_CONFIRM, SUBMIT_INPUT, SUBMIT_ITEM, SU
 from bot.events import Attachment, Button
 from bot.files import store_file
 from bot.models import PathwayItem, Submission
-from bot.pathway import ItemInfo, item_info
+from bot.pathway import ItemInfo, find_item_info, item_info
 from bot.turn import Turn
 from bot.validate import InvalidInput, check_length, check_link, file_extension, match_choice
 from bot.questions import ChoiceSpec
@@ -30,8 +30,12 @@ EVALUATION_KIND = "evaluation"
 
 
 def eligible_items(turn: Turn) -> list[PathwayItem]:
-    """Active items the learner can submit for now: not approved and not awaiting review."""
-    return [item for item in turn.learner.items if item.active and item.status in OPEN_STATUSES]
+    """Active items the learner can submit for now: not approved, not awaiting review, still in the catalog."""
+    catalog = turn.flows.catalog
+    return [
+        item for item in turn.learner.items
+        if item.active and item.status in OPEN_STATUSES and find_item_info(catalog, item.item_key) is not None
+    ]
 
 
 def find_draft(turn: Turn, item: PathwayItem) -> Submission | None:
@@ -43,6 +47,14 @@ def find_draft(turn: Turn, item: PathwayItem) -> Submission | None:
 def current_item(turn: Turn) -> PathwayItem | None:
     item_id = turn.learner.context.get("submit_item_id")
     return next((item for item in turn.learner.items if item.id == item_id), None)
+
+
+def item_gone(turn: Turn) -> bool:
+    """True when the learner is past choosing an item, and that item is missing or no longer in the catalog."""
+    if turn.learner.state not in (SUBMIT_KIND, SUBMIT_INPUT, SUBMIT_CONFIRM):
+        return False
+    item = current_item(turn)
+    return item is None or find_item_info(turn.flows.catalog, item.item_key) is None
 
 
 def _set_context(turn: Turn, **values: object) -> None:

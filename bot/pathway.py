@@ -41,10 +41,17 @@ class ItemInfo:
 
 
 def item_info(catalog: Catalog, item_key: str) -> ItemInfo:
-    """Look up an item by its pathway key (catalog item id, or ``skill:<skill id>``)."""
+    """Look up an item by its pathway key (catalog item id, or ``skill:<skill id>``).
+
+    Raises:
+        KeyError: the catalog has no such item or skill.
+    """
     if item_key.startswith(SKILL_PREFIX):
-        skill = catalog.skill(item_key[len(SKILL_PREFIX):])
-        slot = next(item for level in catalog.levels for item in level.items if item.slot == "skill")
+        skill_id = item_key[len(SKILL_PREFIX):]
+        skill = next((entry for entry in catalog.skills if entry.id == skill_id), None)
+        slot = next((item for level in catalog.levels for item in level.items if item.slot == "skill"), None)
+        if skill is None or slot is None:
+            raise KeyError(item_key)
         level = next(level for level in catalog.levels if slot in level.items)
         return ItemInfo(
             key=item_key,
@@ -71,6 +78,18 @@ def item_info(catalog: Catalog, item_key: str) -> ItemInfo:
                     supervisor_evaluation=item.supervisor_evaluation,
                 )
     raise KeyError(item_key)
+
+
+def find_item_info(catalog: Catalog, item_key: str) -> ItemInfo | None:
+    """Look up an item like :func:`item_info`; None when the catalog no longer has it.
+
+    A pathway is stored when it is built, so it can keep items that an admin
+    has since deleted from the catalog.
+    """
+    try:
+        return item_info(catalog, item_key)
+    except KeyError:
+        return None
 
 
 def match_role(catalog: Catalog, target_role: str) -> RoleProfile:

@@ -27,8 +27,9 @@ from sqlalchemy.orm import selectinload
 from bot import assertions, badges, chats
 from bot.events import Button, Document, OutboundMessage
 from bot.files import file_path
-from bot.models import Learner, OutboxMessage, ReviewDecision, ReviewDraft, Submission
-from bot.pathway import item_info
+from bot.models import Learner, OutboxMessage, PathwayItem, ReviewDecision, ReviewDraft, Submission
+from bot.catalog import Criterion
+from bot.pathway import find_item_info
 from bot.turn import Turn
 from bot.validate import InvalidInput, check_length, clean_text, parse_number
 
@@ -49,20 +50,32 @@ def _learner_name(learner: Learner) -> str:
     return learner.name or f"{learner.platform}:{learner.platform_user_id}"
 
 
+def _rubric(turn: Turn, item: PathwayItem) -> tuple[Criterion, ...]:
+    """The item's rubric criteria in order; none for an item the catalog no longer has."""
+    info = find_item_info(turn.flows.catalog, item.item_key)
+    return info.rubric if info is not None else ()
+
+
+def _title(turn: Turn, item: PathwayItem) -> str:
+    """The item's title in the catalog, or as stored with the pathway when the catalog no longer has it."""
+    info = find_item_info(turn.flows.catalog, item.item_key)
+    return info.title if info is not None else item.title
+
+
 def card_text(turn: Turn, submission: Submission) -> str:
     from bot.evidence import evidence_preview
 
     learner = submission.learner
     item = submission.item
-    info = item_info(turn.flows.catalog, item.item_key)
-    criteria = "\n".join(f"{number}. {criterion.text}" for number, criterion in enumerate(info.rubric, start=1))
+    rubric = _rubric(turn, item)
+    criteria = "\n".join(f"{number}. {criterion.text}" for number, criterion in enumerate(rubric, start=1))
     history = _history_lines(turn, submission)
     return turn.t(
         "review_card",
         submission_id=submission.id,
         learner=_learner_name(learner),
         level=item.level,
-        title=info.title,
+        title=_title(turn, item),
         kind=turn.t(f"kind_{submission.kind}"),
         evidence=evidence_preview(turn, submission),
         criteria=criteria,
@@ -293,7 +306,7 @@ def _start_change_request(turn: Turn, submission: Submission) -> None:
 
 def _ask_next(turn: Turn, draft: ReviewDraft, submission: Submission) -> None:
     """Ask about the first criterion not yet judged, or for the feedback when all are."""
-    rubric = item_info(turn.flows.catalog, submission.item.item_key).rubric
+    rubric = _rubric(turn, submission.item)
     who = turn.event.display_name or turn.event.user_id
     for number, criterion in enumerate(rubric, start=1):
         if criterion.id not in draft.criteria:
@@ -315,7 +328,7 @@ def _judge_criterion(turn: Turn, submission: Submission, number: int, met: bool)
     if draft is None or draft.submission_id != submission.id:
         turn.reply(turn.t("button_expired"), ephemeral=True)
         return
-    rubric = item_info(turn.flows.catalog, submission.item.item_key).rubric
+    rubric = _rubric(turn, submission.item)
     if not 1 <= number <= len(rubric):
         turn.reply(turn.t("button_expired"), ephemeral=True)
         return
@@ -346,7 +359,7 @@ def handle_draft_text(turn: Turn, text: str) -> None:
         if submission is not None:
             _already_decided(turn, submission)
         return
-    rubric = item_info(turn.flows.catalog, submission.item.item_key).rubric
+    rubric = _rubric(turn, submission.item)
     pending = [criterion for criterion in rubric if criterion.id not in draft.criteria]
     if pending:
         folded = text.strip().casefold()
@@ -396,17 +409,18 @@ def change_request_form(turn: Turn, submission_id: int) -> ChangeRequestForm | N
     submission = _decidable_submission(turn, submission_id)
     if submission is None:
         return None
-    info = item_info(turn.flows.catalog, submission.item.item_key)
-    return ChangeRequestForm(submission.id, info.title, tuple(criterion.text for criterion in info.rubric))
+    rubric = _rubric(turn, submission.item)
+    title = _title(turn, submission.item)
+    return ChangeRequestForm(submission.id, title, tuple(criterion.text for criterion in rubric))
 
 
 def _handle_form(turn: Turn, submission_id: int, fields: list[str]) -> None:
-    results = fields[0] if len(fields) == 1 else ""
-    if not results or set(results) - {"0", "1"}:
+    # An item without rubric criteria (deleted from the catalog since) gives an empty result string.
+    if len(fields) != 1 or set(fields[0]) - {"0", "1"}:
         logger.warning("malformed change-request form from %s on submission %s", turn.event.user_key, submission_id)
         turn.reply(turn.t("button_expired"), ephemeral=True)
         return
-    decide_with(turn, submission_id, [result == "1" for result in results], turn.event.text or "")
+    decide_with(turn, submission_id, [result == "1" for result in fields[0]], turn.event.text or "")
 
 
 def decide_with(turn: Turn, submission_id: int, criteria_met: Sequence[bool], feedback: str) -> None:
@@ -418,7 +432,7 @@ def decide_with(turn: Turn, submission_id: int, criteria_met: Sequence[bool], fe
     submission = _decidable_submission(turn, submission_id)
     if submission is None:
         return
-    rubric = item_info(turn.flows.catalog, submission.item.item_key).rubric
+    rubric = _rubric(turn, submission.item)
     if len(criteria_met) != len(rubric):
         logger.warning("change-request form from %s judged %d of %d criteria of submission %s",
                        turn.event.user_key, len(criteria_met), len(rubric), submission_id)
@@ -444,7 +458,7 @@ def decide(turn: Turn, submission: Submission, decision: str, criteria: dict, fe
     """Store the decision, update the item, tell the learner, award badges and update the card."""
     item = submission.item
     learner = submission.learner
-    rubric = item_info(turn.flows.catalog, item.item_key).rubric
+    rubric = _rubric(turn, item)
     if decision == "approved":
         criteria = {criterion.id: True for criterion in rubric}
     reviewer_name = turn.event.display_name or turn.event.user_id

@@ -111,6 +111,7 @@ MESSAGE_FIELDS: dict[str, frozenset[str]] = {
     "button_submit": frozenset(),
     "button_pathway": frozenset(),
     "submit_nothing_open": frozenset(),
+    "submit_item_gone": frozenset(),
     "submit_choose_item": frozenset(),
     "submit_item_label": frozenset({'level', 'title'}),
     "submit_has_draft": frozenset(),
