@@ -55,6 +55,7 @@ from bot import home, review
 from bot.config import Settings
 from bot.engine import Engine, HandledEvent
 from bot.events import InboundEvent
+from bot.validate import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -187,9 +188,9 @@ class SlackBot:
             logger.warning("slack view %s rejected: %s", view.get("id"), exc)
             await ack()
             return
-        if not form.feedback.strip():
+        if not clean_text(form.feedback):
             await ack(response_action="errors", errors={
-                FEEDBACK_BLOCK: self.texts("review_feedback_invalid", maximum=review.FEEDBACK_MAX_CHARS)})
+                FEEDBACK_BLOCK: self.texts("review_form_feedback_invalid", maximum=review.FEEDBACK_MAX_CHARS)})
             return
         await ack()
         self._spawn(self._handle_form(body, form), f"change request form {view.get('id')}")

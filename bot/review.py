@@ -439,9 +439,9 @@ def decide_with(turn: Turn, submission_id: int, criteria_met: Sequence[bool], fe
         turn.reply(turn.t("button_expired"), ephemeral=True)
         return
     try:
-        feedback = check_length(feedback.strip(), 1, FEEDBACK_MAX_CHARS)
+        feedback = check_length(clean_text(feedback), 1, FEEDBACK_MAX_CHARS)
     except InvalidInput:
-        turn.reply(turn.t("review_feedback_invalid", maximum=FEEDBACK_MAX_CHARS), ephemeral=True)
+        turn.reply(turn.t("review_form_feedback_invalid", maximum=FEEDBACK_MAX_CHARS), ephemeral=True)
         return
 
     draft = _find_draft(turn)

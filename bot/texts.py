@@ -224,6 +224,7 @@ MESSAGE_FIELDS: dict[str, frozenset[str]] = {
     "review_ask_feedback": frozenset({'reviewer', 'submission_id'}),
     "review_criterion_invalid": frozenset(),
     "review_feedback_invalid": frozenset({'maximum'}),
+    "review_form_feedback_invalid": frozenset({'maximum'}),
     "review_change_request_cancelled": frozenset({'submission_id'}),
     "review_card_withdrawn": frozenset({'submission_id'}),
     "review_queue_empty": frozenset(),

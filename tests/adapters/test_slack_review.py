@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from adapters.slack_blocks import CARD_EVIDENCE_MAX_CHARS
@@ -53,16 +54,17 @@ async def test_modal_asks_each_criterion_and_feedback(slack):
     assert buttons_of(slack.posted(REVIEWERS)[0]) == ["rv:a:1", "rv:c:1"]
 
 
-async def test_modal_blank_feedback_is_an_error(slack):
+@pytest.mark.parametrize("blank", ["   ", "\u200b", "\u2060\n\ufeff"])
+async def test_modal_blank_feedback_is_an_error(slack, blank):
     await _submitted(slack)
     await slack.press(REVIEWER, "rv:c:1", channel=REVIEWERS)
 
-    response = await slack.submit_change_request(REVIEWER, [True, True, False], "   ")
+    response = await slack.submit_change_request(REVIEWER, [True, True, False], blank)
 
     assert response.status_code == 200
     assert response.json() == {"response_action": "errors",
                                "errors": {"feedback": "Feedback is required, 4000 characters at most. "
-                                                      "Please write it in your next message."}}
+                                                      "Please write it in the feedback field."}}
     assert _decisions(slack) == []
 
 

@@ -130,6 +130,20 @@ def test_feedback_control_characters_stripped(engine, ana, submission_id, review
     assert decisions(engine)[0].feedback == "Add dates."
 
 
+@pytest.mark.parametrize("blank", ["", "   ", "\u200b\x00", "\u2060\ufeff"])
+def test_form_feedback_required(engine, ana, submission_id, reviewer, blank):
+    reviewer.send(blank, action=f"rv:f:{submission_id}:101")
+
+    assert decisions(engine) == []
+    assert "Feedback is required" in reviewer.joined()
+
+
+def test_form_feedback_control_characters_stripped(engine, ana, submission_id, reviewer):
+    reviewer.send("Add\x00 dates\x07.", action=f"rv:f:{submission_id}:101")
+
+    assert decisions(engine)[0].feedback == "Add dates."
+
+
 def test_learner_sees_feedback_and_resubmits(engine, ana, submission_id, reviewer):
     request_changes(reviewer, submission_id, [True, False, True], "Name two pieces of advice.")
 
