@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import commands, dialog, review
@@ -31,6 +32,8 @@ from bot.turn import Turn
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+DATABASE_UNAVAILABLE = (OperationalError, IntegrityError, PoolTimeoutError)
+"""Failures that :meth:`Engine.handle` raises, because handling the same update again later can succeed."""
 
 T = TypeVar("T")
 
@@ -60,10 +63,47 @@ class Engine:
     def handle(self, event: InboundEvent) -> HandledEvent:
         """Handle ``event`` once; retry on a lost race with another worker.
 
+        Any other failure, such as a bug in a step, is logged and rolls back
+        everything the event did. The user is then asked to send it again
+        (``internal_error``), and the update stays unclaimed, so a
+        redelivery is handled afresh.
+
         Raises:
             sqlalchemy.exc.OperationalError: the database stayed unavailable.
+            sqlalchemy.exc.IntegrityError: the update still conflicted with another worker after retries.
+            sqlalchemy.exc.TimeoutError: no database connection was free in time.
         """
-        _, handled = self._run_with_retries(event, self._route)
+        try:
+            _, handled = self._run_with_retries(event, self._route)
+        except DATABASE_UNAVAILABLE:
+            raise
+        except Exception as failure:
+            logger.exception("update %s:%s from %s failed; nothing was kept", event.platform, event.update_id,
+                             event.user_key)
+            try:
+                handled = self._write_failure_notice(event)
+            except Exception:
+                logger.exception("the failure notice for update %s:%s was not written", event.platform,
+                                 event.update_id)
+                raise failure from None
+        return handled
+
+    def _write_failure_notice(self, event: InboundEvent) -> HandledEvent:
+        """Write only the ``internal_error`` reply for a failed event, in a transaction of its own."""
+        message = OutboundMessage(
+            platform=event.platform,
+            chat_id=event.chat_id,
+            text=self.flows.texts("internal_error"),
+            ephemeral_user=event.user_id if event.chat_type == "group" else None,
+        )
+        with self.session_factory() as session:
+            with session.begin():
+                row = self._outbox_row(message, self.clock())
+                session.add(row)
+                session.flush()
+                outbox_id = row.id
+        handled = HandledEvent(duplicate=False, outbox_ids=(outbox_id,), messages=(message,))
+        self._run_handled_hooks(event, handled)
         return handled
 
     def run(self, event: InboundEvent, work: Callable[[Turn], T]) -> tuple[T | None, HandledEvent]:
@@ -126,8 +166,7 @@ class Engine:
                 outbox_ids = tuple(row.id for row in rows)
                 learner_id = turn.learner.id if turn.learner is not None else None
                 new_state = turn.learner.state if turn.learner is not None else None
-            for callback in turn.after_commit:
-                callback()
+            self._run_after_commit(event, turn)
 
         elapsed_ms = (time.perf_counter() - started) * 1000
         logger.info(
@@ -142,6 +181,15 @@ class Engine:
         handled = HandledEvent(duplicate=False, outbox_ids=outbox_ids, messages=tuple(turn.messages))
         self._run_handled_hooks(event, handled)
         return result, handled
+
+    @staticmethod
+    def _run_after_commit(event: InboundEvent, turn: Turn) -> None:
+        """Run the turn's after-commit steps; the event is committed, so a failing step is logged and the rest run."""
+        for callback in turn.after_commit:
+            try:
+                callback()
+            except Exception:
+                logger.exception("an after-commit step of update %s:%s failed", event.platform, event.update_id)
 
     def _run_handled_hooks(self, event: InboundEvent, handled: HandledEvent) -> None:
         """Call each hook; the event is committed, so a failing hook is logged and the rest still run."""
