@@ -14,7 +14,7 @@ from bot.events import Button, Document
 from bot.files import delete_file
 from bot.models import OutboxMessage, ReviewDecision, ReviewDraft, Submission
 from bot.questions import ChoiceSpec
-from bot.review import withdraw_cards
+from bot.review import withdraw_cards, withdraw_views
 from bot.turn import Turn
 from bot.validate import InvalidInput, match_choice
 
@@ -200,6 +200,7 @@ def forget(turn: Turn) -> None:
     )
     submission_ids = select(Submission.id).where(Submission.learner_id == learner.id)
     withdraw_cards(turn, list(turn.session.scalars(submission_ids)))
+    withdraw_views(turn, learner.id)
     turn.session.execute(delete(ReviewDraft).where(ReviewDraft.submission_id.in_(submission_ids)))
     turn.session.execute(delete(ReviewDecision).where(ReviewDecision.submission_id.in_(submission_ids)))
     turn.session.execute(delete(Submission).where(Submission.learner_id == learner.id))

@@ -28,6 +28,7 @@ from bot import assertions, badges, chats
 from bot.events import Button, Document, OutboundMessage
 from bot.files import file_path
 from bot.models import Learner, OutboxMessage, PathwayItem, ReviewDecision, ReviewDraft, Submission
+from bot.outbox import REDACT_KEY
 from bot.catalog import Criterion
 from bot.pathway import find_item_info
 from bot.turn import Turn
@@ -38,6 +39,13 @@ logger = logging.getLogger(__name__)
 ACTION_PREFIX = "rv:"
 FORM_VERB = "f"
 FEEDBACK_MAX_CHARS = 4000
+VIEW_KIND = "review_view"
+"""The outbox kind of a /queue or /review N reply, which shows learners' data to a reviewer.
+
+Its text stays in the outbox only until it is sent, and /forget deletes the
+unsent ones about the learner (:func:`withdraw_views`).
+"""
+VIEW_LEARNERS = "learner_ids"
 MET_WORDS = {"met", "yes", "y", "1"}
 NOT_MET_WORDS = {"not met", "no", "n", "0", "2"}
 
@@ -166,6 +174,33 @@ def withdraw_cards(turn: Turn, submission_ids: list[int]) -> None:
                                   kind="card_update"))
 
 
+def withdraw_views(turn: Turn, learner_id: int) -> None:
+    """Delete the unsent /queue and /review N replies that show this learner; sent ones no longer hold text."""
+    pending = turn.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.kind == VIEW_KIND, OutboxMessage.status == "pending")
+    ).all()
+    for row in pending:
+        if learner_id in (row.payload.get("extra") or {}).get(VIEW_LEARNERS, ()):
+            turn.session.delete(row)
+
+
+def _reply_view(turn: Turn, text: str, learners: Sequence[Learner], buttons: tuple[Button, ...] = (),
+                document: Document | None = None) -> None:
+    """Answer a reviewer with text that shows ``learners``' data, as a message of :data:`VIEW_KIND`."""
+    turn.send(
+        OutboundMessage(
+            platform=turn.event.platform,
+            chat_id=turn.event.chat_id,
+            text=text,
+            buttons=buttons,
+            document=document,
+            learner_id=turn.learner.id if turn.learner is not None else None,
+            kind=VIEW_KIND,
+            extra={REDACT_KEY: [text], VIEW_LEARNERS: sorted({learner.id for learner in learners})},
+        )
+    )
+
+
 def _load_submission(turn: Turn, submission_id: int, *, lock: bool = False) -> Submission | None:
     query = (
         select(Submission)
@@ -198,7 +233,7 @@ def show_queue(turn: Turn) -> None:
             turn.t("review_queue_line", submission_id=submission.id, learner=_learner_name(submission.learner),
                    title=submission.item.title, date=submission.submitted_at.date().isoformat())
         )
-    turn.reply("\n".join(lines))
+    _reply_view(turn, "\n".join(lines), [submission.learner for submission in pending])
 
 
 def show_card(turn: Turn, argument: str) -> None:
@@ -209,8 +244,8 @@ def show_card(turn: Turn, argument: str) -> None:
         turn.reply(turn.t("review_not_found", submission_id=argument.strip() or "-"))
         return
     buttons = _card_buttons(turn, submission.id) if submission.status == "pending" else ()
-    turn.reply(card_text(turn, submission) + _decided_suffix(turn, submission), buttons,
-               document=_card_document(turn, submission))
+    _reply_view(turn, card_text(turn, submission) + _decided_suffix(turn, submission), [submission.learner], buttons,
+                document=_card_document(turn, submission))
 
 
 def _decided_suffix(turn: Turn, submission: Submission) -> str:

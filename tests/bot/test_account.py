@@ -7,6 +7,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
+from bot import outbox
 from bot.events import Attachment
 from bot.files import file_path
 from bot.models import BadgeAward, Learner, OutboxMessage, PathwayItem, ReviewDecision, ReviewDraft, Submission
@@ -143,6 +144,57 @@ def test_forget_scrubs_review_cards(engine, ana):
     assert f"Submission #{submission_id} was withdrawn" in edit.text
     Chat(engine, "reviewer").press(f"rv:a:{submission_id}")
     assert count(engine, ReviewDecision) == 0
+
+
+def reviewer_views_of(engine, submission_id: int) -> None:
+    """A reviewer lists the queue and opens the submission in a private chat with the bot."""
+    reviewer = Chat(engine, "reviewer", display_name="Rita")
+    reviewer.send("/queue")
+    reviewer.send(f"/review {submission_id}")
+
+
+def payloads_mentioning(engine, *words: str) -> list[dict]:
+    with engine.session_factory() as session:
+        payloads = [row.payload for row in session.scalars(select(OutboxMessage))]
+    return [payload for payload in payloads if any(word in json.dumps(payload) for word in words)]
+
+
+def test_forget_scrubs_sent_reviewer_views(engine, ana):
+    submission_id = ana.submit_reflection("use-career-services")
+    reviewer_views_of(engine, submission_id)
+    for outbox_id, _ in outbox.claim_pending(engine.session_factory, "console"):
+        outbox.mark_sent(engine.session_factory, outbox_id, platform_message_id=f"m-{outbox_id}")
+
+    ana.send("/forget")
+    ana.press("forget_confirm:delete")
+
+    assert payloads_mentioning(engine, "Ana", "career adviser") == []
+
+
+def test_forget_drops_pending_reviewer_views(engine, ana):
+    submission_id = ana.submit_reflection("use-career-services")
+    reviewer_views_of(engine, submission_id)
+
+    ana.send("/forget")
+    ana.press("forget_confirm:delete")
+
+    assert payloads_mentioning(engine, "Ana", "career adviser") == []
+    assert count(engine, OutboxMessage, OutboxMessage.chat_id == "reviewer") == 0
+
+
+def test_reviewer_view_kept_for_other_learner(engine, ana):
+    submission_id = ana.submit_reflection("use-career-services")
+    bo = Chat(engine, "bo")
+    bo.finish_plan(name="Bo")
+    bo.submit_reflection("use-career-services")
+    reviewer_views_of(engine, submission_id)
+
+    bo.send("/forget")
+    bo.press("forget_confirm:delete")
+
+    with engine.session_factory() as session:
+        [view] = session.scalars(select(OutboxMessage).where(OutboxMessage.chat_id == "reviewer")).all()
+    assert view.payload["text"].startswith(f"Submission #{submission_id} from Ana")
 
 
 def test_forget_unsent_card_never_delivered(engine, ana):
