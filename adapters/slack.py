@@ -44,7 +44,6 @@ from adapters.slack_blocks import (
     choice_made_blocks,
     home_view,
     read_change_request,
-    render_message,
 )
 from adapters.slack_delivery import Delivery
 from adapters.slack_directory import BoundedCache, SlackDirectory
@@ -231,8 +230,7 @@ class SlackBot:
                 attachment = await self._download(files[0])
             except (inbound.DownloadFailed, SlackApiError) as exc:
                 logger.warning("slack file from %s not downloaded: %s", event["user"], exc)
-                await self._say(event["channel"], self.texts("file_download_failed"))
-                return
+                attachment = inbound.failed_download(files[0])
         name = await self.directory.display_name(event["user"])
         await self._handle(inbound.message_event(body, display_name=name, attachment=attachment))
 
@@ -290,13 +288,6 @@ class SlackBot:
             await self.delivery.send(message)
         except Exception as exc:  # a refusal that could not be shown is logged, not retried
             logger.warning("slack reply to %s not sent: %s", message.chat_id, exc)
-
-    async def _say(self, channel: str, text: str) -> None:
-        rendered = render_message(text)
-        try:
-            await self.client.chat_postMessage(channel=channel, text=rendered.text, blocks=rendered.blocks)
-        except SlackApiError as exc:
-            logger.warning("slack message to %s not sent: %s", channel, error_code(exc))
 
     # --- App Home --------------------------------------------------------------------
 

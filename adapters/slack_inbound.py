@@ -223,6 +223,13 @@ async def download_file(session: aiohttp.ClientSession, token: str, file: dict[s
     return Attachment(filename=name, content_type=content_type, size=len(data), data=bytes(data))
 
 
+def failed_download(file: dict[str, Any]) -> Attachment:
+    """Describe a shared file that could not be downloaded, so the core asks for it again."""
+    name = file.get("name") or file.get("title") or file.get("id") or "file"
+    return Attachment(filename=name, content_type=file.get("mimetype") or None, size=int(file.get("size") or 0),
+                      data=None, download_failed=True)
+
+
 def needs_file_info(file: dict[str, Any]) -> bool:
     """True when the event's file object lacks what a download needs, so ``files.info`` must fill it in."""
     return file.get("file_access") == "check_file_info" or not (file.get("url_private") and "size" in file)

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from telegram import Bot, CallbackQuery, Chat, Message, MessageEntity, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 
 from bot.events import Attachment, InboundEvent
 
@@ -58,10 +58,12 @@ def file_ref(message: Message) -> FileRef | None:
 
 
 async def download(bot: Bot, ref: FileRef) -> Attachment:
-    """Download the file through getFile; a file over the limit comes back with ``data=None``.
+    """Download the file through getFile.
 
-    Raises:
-        telegram.error.TelegramError: the download failed for another reason.
+    A file over the limit comes back with ``data=None``. A download that
+    fails for another reason (a file id Telegram no longer knows, a server
+    or network error) is logged and comes back with ``download_failed``, so
+    the core asks the user to send the file again.
     """
     if ref.size is not None and ref.size > DOWNLOAD_LIMIT:
         return Attachment(ref.filename, ref.content_type, ref.size, data=None)
@@ -69,9 +71,13 @@ async def download(bot: Bot, ref: FileRef) -> Attachment:
         telegram_file = await bot.get_file(ref.file_id)
         data = bytes(await telegram_file.download_as_bytearray())
     except BadRequest as exc:
-        if "file is too big" not in exc.message.lower():
-            raise
-        return Attachment(ref.filename, ref.content_type, max(ref.size or 0, DOWNLOAD_LIMIT + 1), data=None)
+        if "file is too big" in exc.message.lower():
+            return Attachment(ref.filename, ref.content_type, max(ref.size or 0, DOWNLOAD_LIMIT + 1), data=None)
+        logger.warning("file %s not downloaded: %s", ref.file_id, exc.message)
+        return Attachment(ref.filename, ref.content_type, ref.size or 0, data=None, download_failed=True)
+    except TelegramError as exc:
+        logger.warning("file %s not downloaded: %s: %s", ref.file_id, type(exc).__name__, exc)
+        return Attachment(ref.filename, ref.content_type, ref.size or 0, data=None, download_failed=True)
     return Attachment(ref.filename, ref.content_type, len(data), data=data)
 
 

@@ -6,6 +6,9 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from bot.config import ENV_PREFIX, ConfigError, Settings, load_settings
@@ -59,6 +62,26 @@ def build_parser() -> argparse.ArgumentParser:
     check = flow_commands.add_parser("check", help="validate a flows directory without starting the bot")
     check.add_argument("directory", nargs="?", type=Path, help="flows directory (default: the configured one)")
     _add_common_options(check)
+
+    report = subcommands.add_parser("report", help="print the cohort report (text or CSV)",
+                                    description="Print the cohort report: learners per level and state, the funnel "
+                                                "from a started plan to the macro-badge, stalled learners, reviews, "
+                                                "nudges and opt-outs.")
+    report.add_argument("--csv", action="store_true", help="print CSV (columns: section, metric, value) instead of text")
+    report.add_argument("--chart", metavar="FILE", type=Path, help="also write the funnel as a PNG image to FILE")
+    report.add_argument("--campus", metavar="ID", help="only learners of this campus or program (an id of the catalog)")
+    report.add_argument("--days", type=int, default=30, metavar="N",
+                        help="days over which nudges and review decisions are counted (default: 30)")
+    _add_common_options(report)
+
+    nudges = subcommands.add_parser("nudges", help="reminder rules and the nudge audit trail")
+    nudge_commands = nudges.add_subparsers(dest="nudges_command", metavar="ACTION", required=True)
+    run_once = nudge_commands.add_parser("run-once", help="check every reminder rule once and queue what is due "
+                                                          "(for cron or a job system)")
+    _add_common_options(run_once)
+    log = nudge_commands.add_parser("log", help="print the nudge audit trail as CSV, newest first")
+    log.add_argument("--days", type=int, metavar="N", help="only nudges of the last N days (default: all)")
+    _add_common_options(log)
 
     database = subcommands.add_parser("db", help="database maintenance")
     db_commands = database.add_subparsers(dest="db_command", metavar="ACTION", required=True)
@@ -123,20 +146,83 @@ def _run_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_platform(args: argparse.Namespace, settings: Settings) -> int:
     _configure_logging(settings, to_file=False)
-    if args.platform == "telegram":
-        from adapters.telegram import main as run_telegram
+    with _nudge_runner(settings):
+        if args.platform == "telegram":
+            from adapters.telegram import main as run_telegram
 
-        return run_telegram(settings)
-    from adapters.slack import main as run_slack
+            return run_telegram(settings)
+        from adapters.slack import main as run_slack
 
-    return run_slack(settings)
+        return run_slack(settings)
 
 
 def _run_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.server import serve
 
     _configure_logging(settings, to_file=False)
-    return serve(settings, workers=args.workers)
+    with _nudge_runner(settings):
+        return serve(settings, workers=args.workers)
+
+
+@contextmanager
+def _nudge_runner(settings: Settings) -> Iterator[None]:
+    """Check the reminder rules in a background thread while the block runs (unless nudge_check_minutes is 0)."""
+    if settings.nudge_check_minutes == 0:
+        logger.info("nudge_check_minutes is 0: reminder rules are not checked by this process")
+        yield
+        return
+    from bot.app import build_engine
+    from bot.nudge_scheduler import NudgeRunner
+
+    engine = build_engine(settings)
+    runner = NudgeRunner(engine)
+    runner.start()
+    try:
+        yield
+    finally:
+        runner.stop()
+        engine.session_factory.kw["bind"].dispose()
+
+
+def _run_report(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import build_engine
+    from bot.report_chart import funnel_png
+    from bot.reports import build_report, report_csv, report_text
+
+    engine = build_engine(settings)
+    campus_ids = [option.id for option in engine.flows.catalog.campuses]
+    if args.campus is not None and args.campus not in campus_ids:
+        print(f"careerbot: unknown campus {args.campus!r}; use one of {', '.join(campus_ids)}", file=sys.stderr)
+        return 2
+    if args.days < 1:
+        print("careerbot: --days must be at least 1", file=sys.stderr)
+        return 2
+    with engine.session_factory() as session:
+        report = build_report(session, engine.flows, engine.clock(), campus=args.campus, days=args.days)
+    print(report_csv(report) if args.csv else report_text(report, engine.flows), end="" if args.csv else "\n")
+    if args.chart is not None:
+        args.chart.write_bytes(funnel_png(report, engine.flows))
+        print(f"funnel chart written to {args.chart}", file=sys.stderr)
+    return 0
+
+
+def _run_nudges(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import build_engine
+    from bot.nudge_audit import audit_csv
+    from bot.nudge_scheduler import run_once
+
+    engine = build_engine(settings)
+    if args.nudges_command == "run-once":
+        _configure_logging(settings, to_file=False)
+        summary = run_once(engine)
+        for run in summary.rules:
+            state = "paused" if run.paused else f"{run.queued} queued ({run.deferred} after quiet hours)"
+            print(f"{run.rule_id}: {state}; skipped {run.skipped_paused} paused, {run.skipped_unreachable} unreachable")
+        return 0
+    since = engine.clock() - timedelta(days=args.days) if args.days else None
+    with engine.session_factory() as session:
+        print(audit_csv(session, since=since), end="")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run_platform(args, settings)
         if args.command == "serve":
             return _run_serve(args, settings)
+        if args.command == "report":
+            return _run_report(args, settings)
+        if args.command == "nudges":
+            return _run_nudges(args, settings)
         return _run_db_upgrade(args, settings)
     except ConfigError as exc:
         print(f"careerbot: {exc}", file=sys.stderr)

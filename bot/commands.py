@@ -10,13 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import func, select
-
-from bot import account, assertions, evidence, review, sharing
+from bot import account, assertions, evidence, nudge_commands, report_commands, review, sharing
 from bot import evaluation_commands, supervisor
 from bot.conversation import DETOURS, EDIT_CHOOSE, HOME, Conversation
 from bot.events import Button
-from bot.models import Learner, Submission
 from bot.turn import Turn, name_suffix
 from bot.validate import parse_number
 
@@ -229,19 +226,6 @@ def cmd_review(turn: Turn, conversation: Conversation | None, argument: str) -> 
     return False
 
 
-def cmd_report(turn: Turn, conversation: Conversation | None, argument: str) -> bool:
-    """/report: learners per conversation stage and submissions waiting (coordinators only)."""
-    learners = turn.session.scalar(select(func.count()).select_from(Learner)) or 0
-    with_plan = turn.session.scalar(
-        select(func.count()).select_from(Learner).where(Learner.plan_completed_at.is_not(None))
-    ) or 0
-    pending = turn.session.scalar(
-        select(func.count()).select_from(Submission).where(Submission.status == "pending")
-    ) or 0
-    turn.reply(turn.t("report_summary", learners=learners, with_plan=with_plan, pending=pending))
-    return False
-
-
 def cmd_revoke(turn: Turn, conversation: Conversation | None, argument: str) -> bool:
     """/revoke <assertion id or URL> <reason>: revoke an issued badge (coordinators only)."""
     assertions.revoke(turn, argument)
@@ -271,7 +255,15 @@ LEARNER_COMMANDS: dict[str, Command] = {
 should be asked again after its reply."""
 
 REVIEWER_COMMANDS: dict[str, Command] = {"queue": cmd_queue, "review": cmd_review}
-COORDINATOR_COMMANDS: dict[str, Command] = {"report": cmd_report, "revoke": cmd_revoke}
+COORDINATOR_COMMANDS: dict[str, Command] = {"report": report_commands.cmd_report, "revoke": cmd_revoke}
+COORDINATOR_COMMANDS.update({
+    "nudge": nudge_commands.cmd_nudge,
+    "nudge_segment": nudge_commands.cmd_nudge_segment,
+    "nudge_log": nudge_commands.cmd_nudge_log,
+    "rules": nudge_commands.cmd_rules,
+    "pause_rule": nudge_commands.cmd_pause_rule,
+    "resume_rule": nudge_commands.cmd_resume_rule,
+})
 COORDINATOR_COMMANDS.update({
     "evaluations": evaluation_commands.cmd_evaluations,
     "resend_evaluation": evaluation_commands.cmd_resend_evaluation,

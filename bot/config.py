@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bot.quiet_hours import parse_span
+
 ENV_PREFIX = "CAREERBOT_"
 SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
 DEFAULT_DATA_DIR = "careerbot-data"
@@ -59,6 +61,18 @@ class Settings(BaseModel):
         default=20000, ge=100, description="longest inbound message the bot reads, in characters"
     )
     log_level: str = Field(default="INFO", description="logging level: DEBUG, INFO, WARNING or ERROR")
+
+    # --- nudges ---
+    quiet_hours: str = Field(
+        default="21:00-08:00",
+        description="local time span, as HH:MM-HH:MM, in which no reminder or coordinator message is delivered; "
+        "one due then waits until the span ends in the learner's time zone (equal times: no quiet hours)",
+    )
+    nudge_check_minutes: int = Field(
+        default=5, ge=0, le=1440,
+        description="minutes between two checks of the reminder rules in flows/nudges.yaml by careerbot run "
+        "and careerbot serve; 0 turns these checks off (then schedule careerbot nudges run-once instead)",
+    )
     log_format: str = Field(
         default="text", description="'text' for one readable line per record, 'json' for one JSON object per line"
     )
@@ -179,6 +193,12 @@ class Settings(BaseModel):
             # The URL may hold a password, so the message does not repeat it.
             raise ValueError(f"the SMTP URL must look like smtp://host:25, with a scheme of {', '.join(SMTP_SCHEMES)}")
         return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _check_quiet_hours(cls, value: str) -> str:
+        parse_span(value)
+        return value.strip()
 
     @field_validator("log_level")
     @classmethod

@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, select
 from bot import account, assertions, commands, evidence, supervisor
 from bot.conversation import EDIT_CHOOSE, FORGET_CONFIRM, HOME, SUBMIT_INPUT, Conversation
 from bot.models import Learner
+from bot.nudges import record_reply
 from bot.pathway import plan_pathway, rebuild_pathway
 from bot.turn import Turn, name_suffix
 from bot.validate import InvalidInput, clean_text
@@ -78,6 +79,8 @@ def handle(turn: Turn, conversation: Conversation) -> None:
     if learner.unreachable_since is not None:
         learner.unreachable_since = None
     learner.last_activity_at = turn.now
+    if not created:
+        record_reply(turn.session, learner.id, turn.now)
 
     if not conversation.known_state(learner.state):
         logger.warning("learner %s was in unknown state %r; the flows changed", learner.id, learner.state)

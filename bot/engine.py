@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import commands, dialog, review
+from bot import commands, dialog, nudge_commands, review
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.events import InboundEvent, OutboundMessage
@@ -224,6 +224,9 @@ class Engine:
         event = turn.event
         if event.action and event.action.startswith(review.ACTION_PREFIX):
             review.handle_action(turn, event.action)
+            return
+        if event.action and event.action.startswith(nudge_commands.ACTION_PREFIX):
+            nudge_commands.handle_action(turn, event.action)
             return
         is_reviewer = self.settings.is_reviewer(event.user_key)
         if is_reviewer and event.text is not None and not event.text.startswith("/") and review.has_open_draft(turn):

@@ -18,12 +18,14 @@ ChatType = Literal["private", "group"]
 @dataclass(frozen=True)
 class Attachment:
     """A file a user sent. ``data`` is None when the adapter did not download
-    it because ``size`` is over the platform's download limit."""
+    it: because ``size`` is over the platform's download limit, or because the
+    download failed (``download_failed``), and the user should send it again."""
 
     filename: str
     content_type: str | None
     size: int
     data: bytes | None
+    download_failed: bool = False
 
 
 @dataclass(frozen=True)

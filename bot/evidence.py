@@ -254,6 +254,8 @@ def handle_input(turn: Turn, conversation: Conversation, text: str | None, attac
 
 def _store_attachment(turn: Turn, info: ItemInfo, attachment: Attachment) -> tuple[str, int]:
     limits = info.evidence
+    if attachment.download_failed:
+        raise InvalidInput("file_download_failed")
     extension = file_extension(attachment.filename)
     if extension not in limits.file_types:
         raise InvalidInput("invalid_file_type", types=", ".join(limits.file_types), extension=extension or "-")

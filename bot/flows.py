@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from bot._yaml import FlowFileError, line_of, load_yaml_file
 from bot.catalog import Catalog, check_badge_images, check_catalog
+from bot.nudge_rules import EMPTY_NUDGES, NudgesSpec, check_nudges
 from bot.questions import ChoiceSpec, ConversationSpec, Question
 from bot.texts import EVALUATION_FIELDS, MESSAGE_FIELDS, Texts
 
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 CONVERSATION_FILE = "conversation.yaml"
 CATALOG_FILE = "catalog.yaml"
 MESSAGES_FILE = "messages.yaml"
+NUDGES_FILE = "nudges.yaml"
 EVALUATION_FILE = "evaluation.yaml"
 
 # Questions the pathway builder reads, with the kind (and settings) each must have.
@@ -78,6 +80,8 @@ class Flows:
     questions: tuple[Question, ...]
     texts: Texts
     warnings: tuple[FlowProblem, ...] = field(default=())
+    nudges: NudgesSpec = field(default=EMPTY_NUDGES)
+    """The reminder rules of ``nudges.yaml`` (none when the file is absent)."""
     evaluation_texts: Texts = field(default_factory=lambda: Texts({}))
     """The words of the supervisor evaluation web page and email."""
 
@@ -159,6 +163,7 @@ def step_kind(location: tuple, index: int) -> str:
         "roles": "role",
         "campuses": "campus",
         "experiences": "experience",
+        "rules": "rule",
     }.get(str(parent), str(parent))
 
 
@@ -293,6 +298,18 @@ def _check_messages(document: Any, path: Path, collector: _Collector,
     return templates
 
 
+def _load_nudges(path: Path, collector: _Collector) -> NudgesSpec:
+    """Load and check the reminder rules; a flows folder without the file has none."""
+    if not path.exists():
+        return EMPTY_NUDGES
+    document, spec = _parse(NudgesSpec, path, collector, _describe_location)
+    if spec is None:
+        return EMPTY_NUDGES
+    for location, message in check_nudges(spec):
+        collector.add(path, document, location, _describe_location(document, location), message)
+    return spec
+
+
 def load_flows(directory: Path | str | None = None) -> Flows:
     """Load and validate the flows in ``directory`` (the shipped ones by default).
 
@@ -318,6 +335,8 @@ def load_flows(directory: Path | str | None = None) -> Flows:
     templates = _load_messages(directory / MESSAGES_FILE, collector, MESSAGE_FIELDS)
     evaluation_templates = _load_messages(directory / EVALUATION_FILE, collector, EVALUATION_FIELDS)
 
+    nudges = _load_nudges(directory / NUDGES_FILE, collector)
+
     if collector.errors:
         raise FlowsInvalid(collector.errors)
 
@@ -331,5 +350,6 @@ def load_flows(directory: Path | str | None = None) -> Flows:
         questions=questions,
         texts=Texts(templates),
         warnings=tuple(collector.warnings),
+        nudges=nudges,
         evaluation_texts=Texts(evaluation_templates),
     )

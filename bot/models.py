@@ -313,6 +313,89 @@ class OutboxMessage(Base):
         return f"OutboxMessage(id={self.id}, {self.platform}:{self.chat_id}, status={self.status!r})"
 
 
+class Nudge(Base):
+    """One reminder or coordinator message to one person: the audit trail of nudges.
+
+    ``source`` is ``rule`` (``rule_id`` names the rule of ``nudges.yaml``) or
+    ``coordinator`` (``sent_by`` is the coordinator's platform:user_id, and
+    ``batch_id`` the segment message it belongs to, if any). A reviewer
+    reminder goes to a chat and has no ``learner_id``. ``subject`` is what the
+    nudge is about, such as ``item:12``. The delivery result is the status of
+    the outbox row ``outbox_id``; a rule nudge withdrawn before delivery,
+    because the learner wrote in the meantime, has ``withdrawn_at`` set and no
+    outbox row. ``replied_at`` is the learner's first message after it.
+    """
+
+    __tablename__ = "nudges"
+    __table_args__ = (
+        Index("ix_nudges_rule_learner", "rule_id", "learner_id", "available_at"),
+        Index("ix_nudges_rule_chat", "rule_id", "chat_id", "available_at"),
+        Index("ix_nudges_learner_replied", "learner_id", "replied_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    rule_id: Mapped[str | None] = mapped_column(String(40))
+    sent_by: Mapped[str | None] = mapped_column(String(96))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("nudge_batches.id", ondelete="SET NULL"), index=True)
+    learner_id: Mapped[int | None] = mapped_column(ForeignKey("learners.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(64), default="")
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    available_at: Mapped[datetime]
+    withdrawn_at: Mapped[datetime | None]
+    replied_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        origin = self.rule_id if self.source == "rule" else self.sent_by
+        return f"Nudge(id={self.id}, {self.source}:{origin} -> {self.platform}:{self.chat_id})"
+
+
+class NudgeBatch(Base):
+    """A coordinator's message to a segment of learners, previewed before it is sent.
+
+    ``status`` is ``preview`` (waiting for the coordinator to confirm),
+    ``sent`` or ``cancelled``. ``segment`` is the filter in its normal form;
+    the learners are selected again when the coordinator confirms.
+    """
+
+    __tablename__ = "nudge_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_by: Mapped[str] = mapped_column(String(96))
+    created_by_name: Mapped[str] = mapped_column(String(200))
+    segment: Mapped[str] = mapped_column(String(500))
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="preview")
+    preview_count: Mapped[int] = mapped_column(Integer, default=0)
+    queued_count: Mapped[int] = mapped_column(Integer, default=0)
+    skipped_paused: Mapped[int] = mapped_column(Integer, default=0)
+    skipped_unreachable: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"NudgeBatch(id={self.id}, {self.segment!r}, status={self.status!r})"
+
+
+class NudgeRuleState(Base):
+    """What careerbot keeps about one rule of ``nudges.yaml``: whether it is paused, and its last run."""
+
+    __tablename__ = "nudge_rule_states"
+
+    rule_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_by: Mapped[str | None] = mapped_column(String(96))
+    changed_at: Mapped[datetime | None]
+    last_run_at: Mapped[datetime | None]
+    last_queued: Mapped[int] = mapped_column(Integer, default=0)
+
+    def __repr__(self) -> str:
+        return f"NudgeRuleState({self.rule_id!r}, paused={self.paused})"
+
+
 class EvaluationRequest(Base):
     """A learner's request that their work supervisor evaluate them through a one-time web link.
 

@@ -43,7 +43,9 @@ def claim_pending(factory: sessionmaker[Session], platform: str, *, chat_id: str
     pending and not returned; they go out after the learner writes again.
     With ``in_order``, a message is not returned while an older message to the
     same chat waits for its retry, so the chat's later messages queue behind
-    it instead of overtaking it.
+    it instead of overtaking it. A message not tried yet that waits for a
+    later ``available_at`` (a reminder held until quiet hours end) holds
+    nothing back.
     """
     now = now or _now()
     with transaction(factory) as session:
@@ -62,6 +64,7 @@ def claim_pending(factory: sessionmaker[Session], platform: str, *, chat_id: str
             query = query.where(~exists().where(
                 older.platform == OutboxMessage.platform, older.chat_id == OutboxMessage.chat_id,
                 older.status == "pending", older.id < OutboxMessage.id, older.available_at > now,
+                older.attempts > 0,
             ))
         rows = session.scalars(query).all()
         return [(row.id, to_message(row)) for row in rows]

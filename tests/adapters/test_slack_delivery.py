@@ -194,7 +194,9 @@ async def test_failed_download_asks_to_resend(slack):
 
     await slack.event(payloads.file_share(LEARNER, slack.dm(LEARNER), shared))
 
-    assert slack.last_text(slack.dm(LEARNER)) == "I couldn't download your file. Please send it again."
+    failed, prompt = slack.texts(slack.dm(LEARNER))[-2:]
+    assert failed == "I couldn't download your file. Please send it again."
+    assert prompt.startswith("Send the file")
 
 
 async def test_edit_of_deleted_card_posts_update(slack):

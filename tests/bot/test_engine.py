@@ -154,7 +154,10 @@ def test_coordinator_report(engine):
 
     messages = Chat(engine, "coordinator").send("/report")
 
-    assert messages[0].text == "Learners: 2. Plans completed: 1. Submissions waiting for review: 0."
+    text = messages[0].text
+    assert "2 learner(s) who started their plan" in text
+    assert "- Completed the plan: 1" in text
+    assert "Reviews: 0 submission(s) waiting" in text
 
 
 def test_learner_cannot_use_coordinator_command(engine):

@@ -201,6 +201,18 @@ def test_empty_file_rejected(chat):
     assert chat.state() == "submit_input"
 
 
+def test_failed_download_asks_again(chat):
+    start_item(chat, "use-career-services", "file")
+
+    chat.send(attachment=Attachment(filename="proof.pdf", content_type="application/pdf", size=2048, data=None,
+                                    download_failed=True))
+
+    assert chat.texts()[0] == chat.engine.flows.texts("file_download_failed")
+    assert chat.texts()[-1].startswith("Send the file")
+    assert chat.state() == "submit_input"
+    assert submissions(chat.engine) == []
+
+
 def test_text_when_file_expected(chat):
     start_item(chat, "use-career-services", "file")
 

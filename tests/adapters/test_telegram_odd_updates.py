@@ -1,0 +1,192 @@
+"""Odd and broken Telegram updates, failed downloads and hostile text, through the real PTB stack."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.models import Learner, OutboxMessage, ProcessedUpdate
+from tests.adapters.telegram_emulator import SentMessage, User
+from tests.adapters.telegram_harness import (  # noqa: F401 (fixtures)
+    LEARNER,
+    REVIEWER,
+    REVIEWER_GROUP,
+    Harness,
+    telegram,
+    telegram_engine,
+    telegram_settings,
+    webhook,
+)
+from tests.adapters.telegram_steps import PDF, button_data, submitted_card, write_plan
+
+
+def adapter_errors(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records
+            if record.levelno >= logging.ERROR and record.name.startswith(("adapters", "telegram", "bot"))]
+
+
+def count(engine, model) -> int:
+    with engine.session_factory() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+async def replies_to(harness: Harness, update: dict) -> list[SentMessage]:
+    """Deliver ``update`` and return the messages the bot sent for it."""
+    before = len(harness.telegram.sent)
+    await harness.send(update)
+    return harness.telegram.sent[before:]
+
+
+async def at_file_step(harness: Harness) -> None:
+    """Write the plan, then choose the first item and the file kind."""
+    await harness.say(LEARNER, "/start")
+    await write_plan(harness)
+    await harness.say(LEARNER, "/submit")
+    await harness.press(LEARNER, harness.last_to(LEARNER), button_data(harness.last_to(LEARNER), "submit_item:")[0])
+    await harness.press(LEARNER, harness.last_to(LEARNER), "submit_kind:file")
+
+
+@pytest.mark.parametrize("status, description", [
+    (400, "Bad Request: wrong file_id or the file is temporarily unavailable"),
+    (500, "Internal Server Error"),
+])
+async def test_failed_download_tells_learner(webhook: Harness, telegram_engine, status, description):
+    telegram = webhook.telegram
+    await at_file_step(webhook)
+    prompt = webhook.last_to(LEARNER).text
+    telegram.fail("getFile", status, description)
+
+    replies = await replies_to(webhook, telegram.document_update(LEARNER, "evidence.pdf", PDF))
+
+    assert [reply.text for reply in replies] == [telegram_engine.flows.texts("file_download_failed"), prompt]
+    await webhook.send(telegram.document_update(LEARNER, "evidence.pdf", PDF))
+    assert button_data(webhook.last_to(LEARNER), "submit_confirm:")
+
+
+def private_update(telegram, **message_fields) -> dict:
+    """A private message from the learner with ``message_fields`` replaced; a None value removes the field."""
+    update = telegram.text_update(LEARNER, "hello")
+    update["message"].update(message_fields)
+    update["message"] = {key: value for key, value in update["message"].items() if value is not None}
+    return update
+
+
+ODD_PRIVATE = {
+    "empty text": {"text": ""},
+    "only spaces": {"text": "   "},
+    "control characters": {"text": "\x00\x07\x1b[2J"},
+    "longest text": {"text": "x" * 4096},
+    "html and mentions": {"text": "<b>@channel</b> &amp; <a href='tg://user?id=1'>x</a>"},
+    "unknown command": {"text": "/definitely_not_a_command", "entities": [
+        {"offset": 0, "length": 25, "type": "bot_command"}]},
+    "command for another bot": {"text": "/help@SomeOtherBot", "entities": [
+        {"offset": 0, "length": 18, "type": "bot_command"}]},
+    "huge user id": {"from": {"id": 2**52, "is_bot": False, "first_name": "Big"},
+                     "chat": {"id": 2**52, "type": "private", "first_name": "Big"}},
+    "no first name": {"from": {"id": 100000009, "is_bot": False, "first_name": ""},
+                      "chat": {"id": 100000009, "type": "private", "first_name": ""}},
+    "markup in the name": {"from": {"id": 100000010, "is_bot": False, "first_name": "<b>Eve</b> & <i>co",
+                                    "last_name": "</a>"},
+                           "chat": {"id": 100000010, "type": "private", "first_name": "<b>Eve</b>"}},
+    "dice": {"text": None, "dice": {"emoji": "🎲", "value": 3}},
+    "contact": {"text": None, "contact": {"phone_number": "+100", "first_name": "X"}},
+    "document without name": {"text": None, "document": {"file_id": "missing", "file_unique_id": "m"}},
+}
+
+
+@pytest.mark.parametrize("name", list(ODD_PRIVATE))
+async def test_odd_private_message_answered(webhook: Harness, telegram_engine, caplog, name):
+    telegram = webhook.telegram
+    update = private_update(telegram, **ODD_PRIVATE[name])
+    telegram.add_chat(update["message"]["chat"])
+
+    replies = await replies_to(webhook, update)
+
+    chat_id = update["message"]["chat"]["id"]
+    assert replies, name
+    assert all(reply.chat_id == chat_id for reply in replies)
+    assert replies[-1].text.strip()
+    assert adapter_errors(caplog) == []
+
+
+SILENT = {
+    "only an update id": {},
+    "unknown update kind": {"message_reaction": {"chat": {"id": 5, "type": "private"}, "message_id": 1,
+                                                 "date": 0, "old_reaction": [], "new_reaction": []}},
+    "business message": {"business_message": {"message_id": 1, "date": 0,
+                                              "chat": {"id": 100000002, "type": "private"}, "text": "hi"}},
+}
+
+
+@pytest.mark.parametrize("name", list(SILENT))
+async def test_odd_update_ignored(webhook: Harness, telegram_engine, caplog, name):
+    telegram = webhook.telegram
+    update = {"update_id": 0, **copy.deepcopy(SILENT[name])}
+    telegram._stamp(update)
+    before = len(telegram.sent)
+
+    await webhook.send(update)
+
+    assert len(telegram.sent) == before
+    assert count(telegram_engine, Learner) == 0
+    assert adapter_errors(caplog) == []
+
+
+@pytest.mark.parametrize("data", [
+    "", "rv:", "rv:a:", "rv:a:999999999999999999999", "rv:m:1:99:1", "rv:f:1:", "submit_item:abc",
+    "consent:", ":", "home:", "x" * 64, "é" * 32, "consent:agree\x00",
+])
+async def test_malformed_button_data_answered(webhook: Harness, telegram_engine, caplog, data):
+    telegram = webhook.telegram
+    await webhook.say(LEARNER, "/start")
+    question = webhook.last_to(LEARNER)
+
+    replies = await webhook.press(LEARNER, question, data)
+
+    assert adapter_errors(caplog) == []
+    assert all(state.answered for state in telegram.callback_queries.values())
+    if data.startswith("rv:"):
+        # A reviewer action gets its answer as an alert on the button, and the question stays.
+        alert = list(telegram.callback_queries.values())[-1].answer
+        assert alert["text"]
+        assert alert["show_alert"]
+        assert webhook.last_to(LEARNER) is question
+    elif data:
+        assert replies
+        assert replies[-1].text.startswith("Question 1 of 20")
+    assert count(telegram_engine, ProcessedUpdate) >= 1
+
+
+async def test_press_without_message_ignored(webhook: Harness, telegram_engine, caplog):
+    telegram = webhook.telegram
+    await webhook.say(LEARNER, "/start")
+    update = telegram.press(LEARNER, webhook.last_to(LEARNER), "consent:agree")
+    update["callback_query"].pop("message")
+    update["callback_query"]["inline_message_id"] = "AAAAAInline"
+    before = count(telegram_engine, OutboxMessage)
+
+    await webhook.send(update)
+
+    assert count(telegram_engine, OutboxMessage) == before
+    assert adapter_errors(caplog) == []
+
+
+async def test_hostile_reviewer_name_stays_text(webhook: Harness, telegram_engine):
+    telegram = webhook.telegram
+    card = await submitted_card(webhook)
+    submission_id = int(button_data(card, "rv:a:")[0].rsplit(":", 1)[1])
+    hostile = User(REVIEWER.id, "<b>Rita</b> & <a href=\"tg://user?id=1\">x</a>", "@channel")
+
+    await webhook.press(hostile, card, f"rv:c:{submission_id}")
+    for number in range(1, 4):
+        await webhook.press(hostile, webhook.last_to(REVIEWER_GROUP), f"rv:m:{submission_id}:{number}:1")
+    ask = webhook.last_to(REVIEWER_GROUP)
+
+    assert ask.text.startswith(f"{hostile.first_name} {hostile.last_name}")
+    mentions = [entity for entity in ask.entities if entity["type"] == "text_mention"]
+    assert [mention["user"]["id"] for mention in mentions] == [REVIEWER.id]
+    assert not [entity for entity in ask.entities if entity["type"] in ("bold", "text_link", "url")]
+    assert telegram.failed_calls() == []
