@@ -62,17 +62,6 @@ class Settings(BaseModel):
     )
     log_level: str = Field(default="INFO", description="logging level: DEBUG, INFO, WARNING or ERROR")
 
-    # --- nudges ---
-    quiet_hours: str = Field(
-        default="21:00-08:00",
-        description="local time span, as HH:MM-HH:MM, in which no reminder or coordinator message is delivered; "
-        "one due then waits until the span ends in the learner's time zone (equal times: no quiet hours)",
-    )
-    nudge_check_minutes: int = Field(
-        default=5, ge=0, le=1440,
-        description="minutes between two checks of the reminder rules in flows/nudges.yaml by careerbot run "
-        "and careerbot serve; 0 turns these checks off (then schedule careerbot nudges run-once instead)",
-    )
     log_format: str = Field(
         default="text", description="'text' for one readable line per record, 'json' for one JSON object per line"
     )
