@@ -37,6 +37,7 @@ from adapters.slack_errors import (
 )
 from adapters.slack_inbound import PLATFORM
 from adapters.slack_text import escape
+from adapters.telegram_pacing import Pacer
 from bot import outbox
 from bot.engine import Engine
 from bot.events import OutboundMessage
@@ -50,6 +51,10 @@ BACKOFF_FIRST_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 900.0
 PARALLEL_CHATS = 16
 SIDE_CALL_ATTEMPTS = 3
+CHANNEL_POSTS_PER_SECOND = 1.0
+CHANNEL_BURST = 3
+"""Slack allows chat.postMessage about once per second per channel, with short bursts above that (Web API
+rate limits, "special" tier). NOTE: Slack does not publish the burst it tolerates; 3 is an estimate."""
 REVIEWER_KINDS = ("review_card", "card_update")
 """Outbox kinds that always go to a reviewer chat, whichever chat id it has now."""
 
@@ -92,6 +97,12 @@ class Delivery:
         """True while a pass is sending."""
         self.backoff_first_seconds = BACKOFF_FIRST_SECONDS
         self.backoff_max_seconds = BACKOFF_MAX_SECONDS
+        if self.settings.slack_rate_limits:
+            # Slack channel ids never start with "-", so each channel gets the pacer's per-chat bucket.
+            self.pacer = Pacer(overall_per_second=None, private_per_second=CHANNEL_POSTS_PER_SECOND,
+                               private_burst=CHANNEL_BURST, group_per_minute=None)
+        else:
+            self.pacer = Pacer.unlimited()
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -162,6 +173,7 @@ class Delivery:
 
     async def _deliver_one(self, outbox_id: int, message: OutboundMessage) -> Outcome:
         chat_id = message.chat_id
+        await self.pacer.wait(chat_id)
         try:
             platform_message_id = await self.send(message)
         except _Deferred as deferred:

@@ -3,8 +3,9 @@
 Telegram's bot FAQ gives the limits: about 30 messages per second overall,
 one per second in a private chat (short bursts are allowed), and 20 per minute
 in a group. Each limit is a bucket in the generic cell rate algorithm: a send
-reserves the next slot of every bucket it belongs to and waits for the latest
-of them. Chats with a negative id are groups, supergroups or channels.
+waits until every bucket it belongs to allows it, and each of those buckets
+counts it at that time. Chats with a negative id are groups, supergroups or
+channels.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ class _Bucket:
     burst: int
     next_slot: float = 0.0
 
-    def reserve(self, now: float) -> float:
-        """Take the next slot and return how many seconds from ``now`` it starts."""
-        theoretical = max(self.next_slot, now)
-        allowed_at = theoretical - (self.burst - 1) * self.interval
-        self.next_slot = theoretical + self.interval
-        return max(0.0, allowed_at - now)
+    def allowed_at(self, now: float) -> float:
+        """Return the earliest time, ``now`` or later, at which this bucket allows a send."""
+        return max(now, self.next_slot - (self.burst - 1) * self.interval)
+
+    def take(self, at: float) -> None:
+        """Count a send made at ``at``."""
+        self.next_slot = max(self.next_slot, at) + self.interval
 
 
 class Pacer:
@@ -81,11 +83,13 @@ class Pacer:
         now = self._clock()
         if len(self._chats) > IDLE_BUCKETS_KEPT:
             self._chats = {key: bucket for key, bucket in self._chats.items() if bucket.next_slot > now}
-        delay = 0.0
-        for bucket in (self._overall, self._chat_bucket(chat_id)):
-            if bucket is not None:
-                delay = max(delay, bucket.reserve(now))
-        return delay
+        buckets = [bucket for bucket in (self._overall, self._chat_bucket(chat_id)) if bucket is not None]
+        # Every bucket counts the send at the time the slowest one allows, because
+        # counting it earlier in a chat's bucket would let the chat's next send come too soon.
+        send_at = max((bucket.allowed_at(now) for bucket in buckets), default=now)
+        for bucket in buckets:
+            bucket.take(send_at)
+        return send_at - now
 
     async def wait(self, chat_id: str) -> None:
         delay = self.reserve(chat_id)

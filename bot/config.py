@@ -125,6 +125,11 @@ class Settings(BaseModel):
         default="https://slack.com/api/", description="Slack Web API base URL (another one on Slack's government cloud)"
     )
     slack_mode: str = Field(default="socket", description="'socket' (Socket Mode) or 'http'")
+    slack_rate_limits: bool = Field(
+        default=True,
+        description="pace posts within Slack's limit of about 1 per second per channel; turn off only against "
+        "a test Web API server",
+    )
 
     # --- Open Badges ---
     issuer_name: str = Field(default="Career Prepared Program", description="name of the organization issuing badges")

@@ -50,6 +50,8 @@ def slack_settings(data_dir: Path, emulator: SlackEmulator, **overrides: Any) ->
         "slack_signing_secret": SIGNING_SECRET,
         "slack_base_url": emulator.api_url,
         "slack_mode": "http",
+        # As the Telegram harness does, the tests run without pacing; test_nudge_delivery paces.
+        "slack_rate_limits": False,
     }
     values.update(overrides)
     return load_settings(environ={}, **values)
