@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -57,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="number of uvicorn worker processes (default: 1)")
     _add_common_options(serve)
 
+    worker = subcommands.add_parser(
+        "worker", help="run background jobs on PostgreSQL: outbox delivery, reminder checks (job_queue: procrastinate)",
+        description="Run procrastinate jobs: send the outbox of each configured platform, check the reminder "
+                    "rules every nudge_check_minutes, and queue again the jobs of workers that died. Run one or "
+                    "more beside careerbot serve; each periodic job runs in one worker only.")
+    worker.add_argument("--concurrency", type=int, default=4, metavar="N",
+                        help="jobs this process runs at the same time (default: 4)")
+    _add_common_options(worker)
+
     flows = subcommands.add_parser("flows", help="work with flow files")
     flow_commands = flows.add_subparsers(dest="flows_command", metavar="ACTION", required=True)
     check = flow_commands.add_parser("check", help="validate a flows directory without starting the bot")
@@ -85,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     database = subcommands.add_parser("db", help="database maintenance")
     db_commands = database.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    upgrade = db_commands.add_parser("upgrade", help="apply the database migrations (also done on every start)")
+    upgrade = db_commands.add_parser("upgrade", help="apply the database migrations, and create procrastinate's "
+                                                     "job tables when job_queue is procrastinate (also done on "
+                                                     "every start)")
     _add_common_options(upgrade)
     return parser
 
@@ -101,13 +113,16 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _configure_logging(settings: Settings, *, to_file: bool) -> None:
+    from bot.logs import make_formatter
+
     level = getattr(logging, settings.log_level.upper(), logging.INFO)
-    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     if to_file:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        logging.basicConfig(filename=settings.data_dir / "careerbot.log", level=level, format=log_format)
+        handler: logging.Handler = logging.FileHandler(settings.data_dir / "careerbot.log", encoding="utf-8")
     else:
-        logging.basicConfig(stream=sys.stderr, level=level, format=log_format)
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(make_formatter(settings.log_format))
+    logging.basicConfig(level=level, handlers=[handler])
     # transitions logs every state entry at INFO; the engine already logs one line per update.
     logging.getLogger("transitions").setLevel(max(level, logging.WARNING))
 
@@ -139,7 +154,15 @@ def _run_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     from bot import db
 
     _configure_logging(settings, to_file=False)
-    db.upgrade(db.make_engine(settings.resolved_database_url))
+    database = db.make_engine(settings.resolved_database_url, connect_timeout=settings.database_connect_timeout)
+    try:
+        db.upgrade(database)
+        if settings.job_queue == "procrastinate":
+            from bot import jobs
+
+            jobs.apply_schema(database)
+    finally:
+        database.dispose()
     print("database is up to date")
     return 0
 
@@ -157,11 +180,33 @@ def _run_platform(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Set before prometheus_client is imported here or in the workers, so
+        # that /metrics adds up the counters of every worker process.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="careerbot-metrics-")
     from bot.server import serve
 
     _configure_logging(settings, to_file=False)
+    if not settings.outbox_delivered_in_process:
+        # careerbot worker checks the reminder rules as a periodic job.
+        return serve(settings, workers=args.workers)
     with _nudge_runner(settings):
         return serve(settings, workers=args.workers)
+
+
+def _run_worker(args: argparse.Namespace, settings: Settings) -> int:
+    _configure_logging(settings, to_file=False)
+    if settings.job_queue != "procrastinate":
+        print("careerbot: careerbot worker runs jobs on PostgreSQL; set CAREERBOT_JOB_QUEUE=procrastinate and "
+              "a PostgreSQL CAREERBOT_DATABASE_URL (with job_queue in-process, run and serve do the work)",
+              file=sys.stderr)
+        return 2
+    if args.concurrency < 1:
+        print("careerbot: --concurrency must be at least 1", file=sys.stderr)
+        return 2
+    from bot import job_worker
+
+    return job_worker.run(settings, concurrency=args.concurrency)
 
 
 @contextmanager
@@ -241,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_platform(args, settings)
         if args.command == "serve":
             return _run_serve(args, settings)
+        if args.command == "worker":
+            return _run_worker(args, settings)
         if args.command == "report":
             return _run_report(args, settings)
         if args.command == "nudges":

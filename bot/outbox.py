@@ -119,7 +119,6 @@ def _redact(row: OutboxMessage) -> None:
     row.payload = {**payload, "text": text, **({"extra": kept_extra} if kept_extra else {})}
 
 
-
 def mark_retry(factory: sessionmaker[Session], outbox_id: int, delay_seconds: float, error: str, *,
                keep_queued: bool = False) -> None:
     """Try again after ``delay_seconds``; after MAX_ATTEMPTS tries the message is marked failed.
