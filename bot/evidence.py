@@ -19,7 +19,7 @@ from bot.files import store_file
 from bot.models import PathwayItem, Submission
 from bot.pathway import ItemInfo, find_item_info, item_info
 from bot.turn import Turn
-from bot.validate import InvalidInput, check_length, check_link, file_extension, match_choice
+from bot.validate import InvalidInput, check_length, check_link, clean_text, file_extension, match_choice
 from bot.questions import ChoiceSpec
 
 logger = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ def handle_input(turn: Turn, conversation: Conversation, text: str | None, attac
             if attachment is None:
                 raise InvalidInput("submit_expected_file")
             digest, size = _store_attachment(turn, info, attachment)
-            save_draft(turn, item, kind="file", file_name=attachment.filename[:255],
+            save_draft(turn, item, kind="file", file_name=shown_file_name(attachment.filename),
                        file_type=attachment.content_type, file_size=size, file_sha256=digest)
         elif attachment is not None:
             raise InvalidInput("submit_unexpected_file", kind=turn.t(f"kind_{kind}"))
@@ -256,7 +256,7 @@ def _store_attachment(turn: Turn, info: ItemInfo, attachment: Attachment) -> tup
     limits = info.evidence
     if attachment.download_failed:
         raise InvalidInput("file_download_failed")
-    extension = file_extension(attachment.filename)
+    extension = file_extension(shown_file_name(attachment.filename))
     if extension not in limits.file_types:
         raise InvalidInput("invalid_file_type", types=", ".join(limits.file_types), extension=extension or "-")
     if attachment.data is None or attachment.size > limits.file_max_bytes:
@@ -267,6 +267,11 @@ def _store_attachment(turn: Turn, info: ItemInfo, attachment: Attachment) -> tup
         raise InvalidInput("invalid_file_empty")
     digest, _ = store_file(turn.settings.files_dir, attachment.data)
     return digest, len(attachment.data)
+
+
+def shown_file_name(filename: str) -> str:
+    """Clean a file name as typed text is cleaned, on one line, so that reviewers see it as sent."""
+    return " ".join(clean_text(filename).split())[:255] or "file"
 
 
 def save_draft(turn: Turn, item: PathwayItem, **fields: object) -> Submission:

@@ -201,6 +201,22 @@ def test_empty_file_rejected(chat):
     assert chat.state() == "submit_input"
 
 
+@pytest.mark.parametrize("name, shown", [
+    ("proof\nApproved by Rita.pdf", "proof Approved by Rita.pdf"),
+    ("\x1b[31mred\x07.pdf", "[31mred.pdf"),
+    ("invoice\u202efdp.pdf", "invoicefdp.pdf"),
+    ("\u200b\u200b.pdf", ".pdf"),
+])
+def test_file_name_cleaned(chat, name, shown):
+    start_item(chat, "use-career-services", "file")
+
+    chat.send(attachment=pdf(name=name))
+
+    [submission] = submissions(chat.engine)
+    assert submission.file_name == shown
+    assert f"File {shown} (" in chat.texts()[-1]
+
+
 def test_failed_download_asks_again(chat):
     start_item(chat, "use-career-services", "file")
 
