@@ -31,8 +31,8 @@ async def test_database_outage_refuses_then_recovers(migrated_database, make_clu
     url = make_url(migrated_database)
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
     await proxy.start()
+    cluster = make_cluster(url.set(port=proxy.port).render_as_string(hide_password=False))
     try:
-        cluster = make_cluster(url.set(port=proxy.port).render_as_string(hide_password=False))
         serves = [cluster.add_serve("serve-a"), cluster.add_serve("serve-b")]
         await asyncio.gather(*(cluster.start(process) for process in [*serves, cluster.add_worker("worker")]))
         driver = driver_for(cluster)
@@ -64,6 +64,8 @@ async def test_database_outage_refuses_then_recovers(migrated_database, make_clu
             assert health.status_code == 200
         await wait_until_delivered(database)
     finally:
+        # The workers unregister from the job queue as they stop, so they stop before the proxy does.
+        await cluster.stop_all()
         await proxy.stop()
 
     serial = serial_outcome([update for user_id in LEARNERS for update in updates[user_id]], tmp_path / "serial")
