@@ -169,14 +169,27 @@ def _run_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_platform(args: argparse.Namespace, settings: Settings) -> int:
     _configure_logging(settings, to_file=False)
+    mode = settings.telegram_mode if args.platform == "telegram" else settings.slack_mode
+    if not settings.outbox_delivered_in_process:
+        if mode in ("polling", "socket"):
+            print(f"careerbot: {args.platform} {mode} mode runs as one process that sends its own replies, so it "
+                  "needs job_queue in-process; with procrastinate, use webhook or http mode with careerbot serve "
+                  "and careerbot worker", file=sys.stderr)
+            return 2
+        # careerbot worker checks the reminder rules as a periodic job.
+        return _start_platform(args.platform, settings)
     with _nudge_runner(settings):
-        if args.platform == "telegram":
-            from adapters.telegram import main as run_telegram
+        return _start_platform(args.platform, settings)
 
-            return run_telegram(settings)
-        from adapters.slack import main as run_slack
 
-        return run_slack(settings)
+def _start_platform(platform: str, settings: Settings) -> int:
+    if platform == "telegram":
+        from adapters.telegram import main as run_telegram
+
+        return run_telegram(settings)
+    from adapters.slack import main as run_slack
+
+    return run_slack(settings)
 
 
 def _run_serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -167,3 +167,18 @@ def test_db_upgrade_creates_job_tables(postgres_database, tmp_path, monkeypatch,
     finally:
         database.dispose()
     assert "database is up to date" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("platform", "mode_setting", "mode"), [
+    ("telegram", "CAREERBOT_TELEGRAM_MODE", "polling"),
+    ("slack", "CAREERBOT_SLACK_MODE", "socket"),
+])
+def test_single_process_modes_need_in_process_queue(platform, mode_setting, mode, tmp_path, monkeypatch, capsys):
+    from bot.cli import main
+
+    monkeypatch.setenv("CAREERBOT_JOB_QUEUE", "procrastinate")
+    monkeypatch.setenv("CAREERBOT_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/unused")
+    monkeypatch.setenv(mode_setting, mode)
+
+    assert main(["run", platform, "--data-dir", str(tmp_path)]) == 2
+    assert "needs job_queue in-process" in capsys.readouterr().err
