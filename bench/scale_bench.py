@@ -12,14 +12,17 @@ Parts:
 
 1. Throughput: updates per second, p50 and p99 latency with 1 and then 2
    uvicorn workers, and the 2-worker/1-worker ratio.
-2. Per-message cost: 1 uvicorn worker, one request at a time, with 1,000 and
-   then 1,000,000 learners stored (seeded with INSERT .. SELECT
-   generate_series). Cost is the mean latency and the serve process's CPU
-   time per update (user + system, from /proc).
+2. Per-message cost: one request at a time to 1 uvicorn worker, with 1,000
+   and with 1,000,000 learners stored (seeded with INSERT .. SELECT
+   generate_series). Both databases and servers run side by side and the
+   rounds alternate between them. Cost is the mean latency and the serve
+   process's CPU time per update (user + system, from /proc).
 
 The load generator, PostgreSQL, the job worker and the serve workers share
 the machine's cores, so the ratio is what this machine gives, not what more
-cores would.
+cores would. The throughput table shows how many cores each of them used
+(CPU seconds per wall second; "postgres" counts every PostgreSQL process on
+the machine, also those serving other clients).
 
 Usage:
     python bench/scale_bench.py
@@ -108,16 +111,10 @@ class Server:
     def serve_cpu_seconds(self) -> float:
         """User + system CPU time of the serve process and its uvicorn workers."""
         serve = self.processes[0]
-        pids = [serve.pid, *_children(serve.pid)]
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0
-        for pid in pids:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])
-        return total / ticks
+        return cpu_seconds([serve.pid, *_children(serve.pid)])
+
+    def worker_cpu_seconds(self) -> float:
+        return cpu_seconds([self.processes[1].pid])
 
     def stop(self) -> None:
         for process in self.processes:
@@ -127,6 +124,31 @@ class Server:
                 process.wait(20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` from /proc, in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL server process on this machine, the benchmark's and any other client's."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
 
 
 def _children(pid: int) -> list[int]:
@@ -158,14 +180,31 @@ async def drive(port: int, first_user: int, learners: int, updates: int, concurr
                         "chat": {"id": user_id, "type": "private", "first_name": "L"},
                         "from": {"id": user_id, "is_bot": False, "first_name": "L"}}}
                     started = time.perf_counter()
-                    response = await client.post(url, json=update,
-                                                 headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
-                    if response.status_code != 200:
-                        raise RuntimeError(f"update rejected with status {response.status_code}")
+                    await post_update(client, url, update)
                     latencies.append(time.perf_counter() - started)
 
         await asyncio.gather(*(learner() for _ in range(concurrency)))
     return latencies
+
+
+COST_ROUNDS = 4
+"""Rounds of the per-message cost runs, alternating between the two databases."""
+TRANSPORT_ERRORS: list[str] = []
+"""Requests sent again after a connection error, as Telegram would (a keep-alive connection the server closed)."""
+
+
+async def post_update(client: httpx.AsyncClient, url: str, update: dict, attempts: int = 3) -> None:
+    for attempt in range(1, attempts + 1):
+        try:
+            response = await client.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+        except httpx.TransportError as exc:
+            TRANSPORT_ERRORS.append(type(exc).__name__)
+            if attempt == attempts:
+                raise
+            continue
+        if response.status_code != 200:
+            raise RuntimeError(f"update rejected with status {response.status_code}")
+        return
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -228,37 +267,58 @@ async def throughput(args, bot_api: BotApi, directory: Path) -> dict[int, tuple[
         try:
             await server.start()
             await drive(server.port, 10_000, args.concurrency, args.concurrency * 2, args.concurrency)  # warm-up
+            before = (server.serve_cpu_seconds(), server.worker_cpu_seconds(), cpu_seconds(postgres_pids()),
+                      time.process_time())
             started = time.perf_counter()
             latencies = await drive(server.port, 100_000, args.updates, args.updates, args.concurrency)
             elapsed = time.perf_counter() - started
+            after = (server.serve_cpu_seconds(), server.worker_cpu_seconds(), cpu_seconds(postgres_pids()),
+                     time.process_time())
         finally:
             server.stop()
             drop_database(args.database_url, url)
         results[workers] = (len(latencies) / elapsed, percentile(latencies, 0.5), percentile(latencies, 0.99))
+        cores = " | ".join(f"{(end - start) / elapsed:.2f}" for start, end in zip(before, after))
         print(f"| {workers} | {len(latencies)} | {results[workers][0]:.1f} | {results[workers][1] * 1000:.1f} | "
-              f"{results[workers][2] * 1000:.1f} |", flush=True)
+              f"{results[workers][2] * 1000:.1f} | {cores} |", flush=True)
     return results
 
 
-async def cost(args, bot_api: BotApi, directory: Path, stored: int) -> tuple[float, float]:
-    url = create_database(args.database_url)
-    seconds = seed_learners(url, stored)
-    server = Server(url, 1, bot_api, directory)
+async def cost(args, bot_api: BotApi, directory: Path) -> dict[int, tuple[float, float]]:
+    """Run both stored sizes side by side, alternating rounds, so that drift in the machine's load hits both."""
+    sizes = (args.small, args.big)
+    urls, servers, seed_seconds = {}, {}, {}
     try:
-        await server.start()
-        await drive(server.port, 10_000, 5, 50, 1)  # warm-up
-        cpu_before = server.serve_cpu_seconds()
-        latencies = await drive(server.port, 200_000, args.cost_updates, args.cost_updates, 1)
-        cpu = server.serve_cpu_seconds() - cpu_before
+        for stored in sizes:
+            urls[stored] = create_database(args.database_url)
+            seed_seconds[stored] = seed_learners(urls[stored], stored)
+            servers[stored] = Server(urls[stored], 1, bot_api, directory)
+            await servers[stored].start()
+            await drive(servers[stored].port, 10_000, 5, 50, 1)  # warm-up
+        latencies: dict[int, list[float]] = {stored: [] for stored in sizes}
+        cpu = dict.fromkeys(sizes, 0.0)
+        per_round = max(1, args.cost_updates // COST_ROUNDS)
+        for round_number in range(COST_ROUNDS):
+            for stored in sizes:
+                server = servers[stored]
+                before = server.serve_cpu_seconds()
+                first_user = 200_000 + round_number * 10_000
+                latencies[stored] += await drive(server.port, first_user, per_round, per_round, 1)
+                cpu[stored] += server.serve_cpu_seconds() - before
     finally:
-        server.stop()
-        drop_database(args.database_url, url)
-    mean_ms = statistics.fmean(latencies) * 1000
-    cpu_ms = cpu / len(latencies) * 1000
-    print(f"| {stored:,} | {seconds:.1f} | {len(latencies)} | {mean_ms:.2f} | "
-          f"{percentile(latencies, 0.5) * 1000:.2f} | {percentile(latencies, 0.99) * 1000:.2f} | {cpu_ms:.2f} |",
-          flush=True)
-    return mean_ms, cpu_ms
+        for server in servers.values():
+            server.stop()
+        for url in urls.values():
+            drop_database(args.database_url, url)
+
+    results = {}
+    for stored in sizes:
+        values = latencies[stored]
+        results[stored] = (statistics.fmean(values) * 1000, cpu[stored] / len(values) * 1000)
+        print(f"| {stored:,} | {seed_seconds[stored]:.1f} | {len(values)} | {results[stored][0]:.2f} | "
+              f"{percentile(values, 0.5) * 1000:.2f} | {percentile(values, 0.99) * 1000:.2f} | "
+              f"{results[stored][1]:.2f} |", flush=True)
+    return results
 
 
 async def main() -> None:
@@ -278,14 +338,16 @@ async def main() -> None:
     await bot_api.start()
     try:
         with tempfile.TemporaryDirectory(prefix="careerbot-bench-") as directory:
-            print("\n| uvicorn workers | updates | updates/s | p50 ms | p99 ms |\n| --- | --- | --- | --- | --- |")
+            print("\n| uvicorn workers | updates | updates/s | p50 ms | p99 ms | cores: serve | job worker | "
+                  "postgres | load generator |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
             results = await throughput(args, bot_api, Path(directory))
             print(f"\n2-worker/1-worker throughput ratio: {results[2][0] / results[1][0]:.2f} (target >= 1.5)")
+            print(f"requests sent again after a connection error: {len(TRANSPORT_ERRORS)}")
 
             print("\n| stored learners | seed s | updates | mean ms | p50 ms | p99 ms | serve CPU ms/update |\n"
                   "| --- | --- | --- | --- | --- | --- | --- |")
-            small = await cost(args, bot_api, Path(directory), args.small)
-            big = await cost(args, bot_api, Path(directory), args.big)
+            costs = await cost(args, bot_api, Path(directory))
+            small, big = costs[args.small], costs[args.big]
             print(f"\nper-message cost at {args.big:,} / at {args.small:,}: latency {big[0] / small[0]:.3f}, "
                   f"CPU {big[1] / small[1]:.3f} (target <= 1.10)")
     finally:
