@@ -103,6 +103,29 @@ def test_reflection_preview_and_send(chat):
     assert card.ref == f"submission:{stored.id}"
 
 
+def test_send_shows_next_step(chat):
+    start_item(chat, "use-career-services", "reflection")
+    chat.send(REFLECTION)
+
+    chat.press("submit_confirm:send")
+
+    own = [message for message in chat.last.messages if message.chat_id == "ana"]
+    assert own[0].text.startswith("Sent!")
+    assert own[-1].text.startswith("Next step: Explore career options")
+    assert [button.action for button in own[-1].buttons] == ["home:submit", "home:pathway"]
+
+
+def test_send_last_item_says_waiting(chat):
+    items = [item for item in chat.learner().items if item.active]
+    for item in items[:-1]:
+        chat.submit_reflection(item.item_key)
+
+    chat.submit_reflection(items[-1].item_key)
+
+    own = [message for message in chat.last.messages if message.chat_id == "ana"]
+    assert own[-1].text == chat.engine.flows.texts("home_waiting")
+
+
 def test_link_rejections_then_accepted(chat):
     start_item(chat, "explore-career-options", "link")
     bad = {
