@@ -61,7 +61,6 @@ class Settings(BaseModel):
         default=20000, ge=100, description="longest inbound message the bot reads, in characters"
     )
     log_level: str = Field(default="INFO", description="logging level: DEBUG, INFO, WARNING or ERROR")
-
     log_format: str = Field(
         default="text", description="'text' for one readable line per record, 'json' for one JSON object per line"
     )
@@ -144,6 +143,7 @@ class Settings(BaseModel):
     issuer_key_file: Path | None = Field(
         default=None, description="PEM private key (Ed25519 or RSA) that signs Open Badges 3.0 credentials"
     )
+
     # --- supervisor evaluations ---
     evaluation_link_days: int = Field(
         default=30, ge=1, le=365, description="days a supervisor evaluation link stays valid"
@@ -169,22 +169,6 @@ class Settings(BaseModel):
                 raise ValueError(f"{entry!r} is not platform:user_id, for example telegram:123456789")
         return value
 
-    @field_validator("log_format")
-    @classmethod
-    def _check_log_format(cls, value: str) -> str:
-        log_format = value.strip().lower()
-        if log_format not in ("text", "json"):
-            raise ValueError(f"{value!r} is not a log format; use text or json")
-        return log_format
-
-    @field_validator("job_queue")
-    @classmethod
-    def _check_job_queue(cls, value: str) -> str:
-        job_queue = value.strip().lower()
-        if job_queue not in ("in-process", "procrastinate"):
-            raise ValueError(f"{value!r} is not a job queue; use in-process or procrastinate")
-        return job_queue
-
     @field_validator("smtp_url")
     @classmethod
     def _check_smtp_url(cls, value: str | None) -> str | None:
@@ -205,6 +189,22 @@ class Settings(BaseModel):
     def _check_quiet_hours(cls, value: str) -> str:
         parse_span(value)
         return value.strip()
+
+    @field_validator("log_format")
+    @classmethod
+    def _check_log_format(cls, value: str) -> str:
+        log_format = value.strip().lower()
+        if log_format not in ("text", "json"):
+            raise ValueError(f"{value!r} is not a log format; use text or json")
+        return log_format
+
+    @field_validator("job_queue")
+    @classmethod
+    def _check_job_queue(cls, value: str) -> str:
+        job_queue = value.strip().lower()
+        if job_queue not in ("in-process", "procrastinate"):
+            raise ValueError(f"{value!r} is not a job queue; use in-process or procrastinate")
+        return job_queue
 
     @field_validator("log_level")
     @classmethod

@@ -9,7 +9,7 @@ Under ``careerbot serve --workers N`` each uvicorn worker is its own process.
 When ``PROMETHEUS_MULTIPROC_DIR`` names a writable folder, prometheus_client
 writes every process's counters there and the ``/metrics`` route adds them up
 (``prometheus_client.multiprocess``). The variable must be set before the
-processes start; ``careerbot serve`` sets it to a fresh folder when it starts
+processes start. ``careerbot serve`` sets it to a fresh folder when it starts
 more than one worker and the variable is not set.
 """
 

@@ -31,8 +31,8 @@ def client_for(engine: Engine) -> httpx.AsyncClient:
 
 def sample(body: str, name: str, **labels: str) -> float | None:
     """Return the value of one sample of the text exposition, or None."""
-    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
-    prefix = f"{name}{{{wanted}}} " if labels else f"{name} "
+    expected = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    prefix = f"{name}{{{expected}}} " if labels else f"{name} "
     for line in body.splitlines():
         if line.startswith(prefix):
             return float(line.split()[-1])
@@ -100,7 +100,7 @@ def test_text_formatter():
 
 @pytest.fixture
 def unreachable_engine(engine):
-    """An engine whose PostgreSQL URL points at a loopback port nobody listens on."""
+    """An engine whose PostgreSQL URL points at a loopback port with no server listening."""
     database = db.make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{unused_port()}/careerbot", connect_timeout=1)
     broken = Engine(engine.flows, engine.settings, db.make_session_factory(database))
     yield broken
