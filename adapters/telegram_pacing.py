@@ -4,19 +4,28 @@ Telegram's bot FAQ gives the limits: about 30 messages per second overall,
 one per second in a private chat (short bursts are allowed), and 20 per minute
 in a group. Each limit is a bucket in the generic cell rate algorithm: a send
 waits until every bucket it belongs to allows it, and each of those buckets
-counts it at that time. Chats with a negative id are groups, supergroups or
-channels.
+counts it at that time. The overall rate is also kept in every one-second
+window, so that a stalled event loop cannot release a burst. A send made in
+:meth:`Pacer.slot` counts from when its call returned, which also absorbs
+the delay between the pacer and Telegram. Chats with a negative id are
+groups, supergroups or channels.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 IDLE_BUCKETS_KEPT = 10_000
 """Chat buckets kept before idle ones (whose next slot has passed) are dropped."""
+WINDOW_SECONDS = 1.0
+"""The window over which the overall rate is also counted, send by send."""
+IN_FLIGHT_POLL_SECONDS = 0.01
+"""How often a send waiting for room checks again while every send of the window is still in flight."""
 
 
 @dataclass
@@ -32,6 +41,10 @@ class _Bucket:
     def take(self, at: float) -> None:
         """Count a send made at ``at``."""
         self.next_slot = max(self.next_slot, at) + self.interval
+
+    def count_completion(self, at: float) -> None:
+        """Count a send that :meth:`take` counted as completed at ``at``, as if it had been made then."""
+        self.next_slot = max(self.next_slot, at + self.interval)
 
 
 class Pacer:
@@ -51,6 +64,9 @@ class Pacer:
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._overall = _Bucket(1.0 / overall_per_second, 1) if overall_per_second else None
+        self._overall_per_window = max(1, int(overall_per_second)) if overall_per_second else None
+        self._recent: deque[float] = deque()
+        self._in_flight = 0
         self._private_interval = 1.0 / private_per_second if private_per_second else None
         self._private_burst = private_burst
         self._group_interval = 60.0 / group_per_minute if group_per_minute else None
@@ -92,6 +108,53 @@ class Pacer:
         return send_at - now
 
     async def wait(self, chat_id: str) -> None:
+        """Sleep until a send to ``chat_id`` may go; the send counts from now."""
+        await self._admit(chat_id)
+        self._recent.append(self._clock())
+
+    @asynccontextmanager
+    async def slot(self, chat_id: str) -> AsyncIterator[None]:
+        """Wait as :meth:`wait` does, then make the send inside the block.
+
+        The send counts in the overall window, and in its chat's bucket, from
+        when its call returned, not from when it left the pacer. So no delay on
+        the way to Telegram can bring more sends than a rate allows into one
+        second of Telegram's clock, or two sends to a chat closer together.
+        """
+        await self._admit(chat_id)
+        self._in_flight += 1
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            completed = self._clock()
+            self._recent.append(completed)
+            bucket = self._chats.get(chat_id)
+            if bucket is not None:
+                bucket.count_completion(completed)
+
+    async def _admit(self, chat_id: str) -> None:
         delay = self.reserve(chat_id)
         if delay > 0:
             await self._sleep(delay)
+        await self._wait_for_window()
+
+    async def _wait_for_window(self) -> None:
+        """Wait until the last second contains fewer sends than the overall rate, counting those in flight.
+
+        The buckets space reservations evenly, but a stalled event loop wakes
+        several reserved sends at once; without this check they would go out
+        together on top of the sends the window already contains.
+        """
+        if self._overall_per_window is None:
+            return
+        while True:
+            now = self._clock()
+            while self._recent and now - self._recent[0] >= WINDOW_SECONDS:
+                self._recent.popleft()
+            if self._in_flight + len(self._recent) < self._overall_per_window:
+                return
+            if self._recent:
+                await self._sleep(WINDOW_SECONDS - (now - self._recent[0]))
+            else:
+                await self._sleep(IN_FLIGHT_POLL_SECONDS)

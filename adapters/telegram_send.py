@@ -191,9 +191,9 @@ class TelegramSender:
         return with_mention(text, str(reply_from), str(message.extra.get("reply_from_name") or reply_from))
 
     async def _send_text(self, chat_id: str, html: str, plain: str, markup) -> Message:
-        await self.pacer.wait(chat_id)
         try:
-            return await self.bot.send_message(chat_id, html, parse_mode=ParseMode.HTML, reply_markup=markup)
+            async with self.pacer.slot(chat_id):
+                return await self.bot.send_message(chat_id, html, parse_mode=ParseMode.HTML, reply_markup=markup)
         except BadRequest as exc:
             if "can't parse entities" not in exc.message.lower():
                 raise
@@ -201,8 +201,8 @@ class TelegramSender:
         # text keeps the message readable if a future template breaks it.
         logger.error("telegram:%s rejected the HTML of a message (%s); sending it as plain text", chat_id,
                      "can't parse entities")
-        await self.pacer.wait(chat_id)
-        return await self.bot.send_message(chat_id, plain, reply_markup=markup)
+        async with self.pacer.slot(chat_id):
+            return await self.bot.send_message(chat_id, plain, reply_markup=markup)
 
     async def _document_bytes(self, document: Document | None) -> bytes | None:
         """Read the file to send; a stored file that is gone is logged and left out."""
@@ -221,11 +221,11 @@ class TelegramSender:
 
     async def _send_document(self, chat_id: str, document: Document, content: bytes, *, caption: str | None = None,
                              markup=None, reply_to: int | None = None) -> Message:
-        await self.pacer.wait(chat_id)
         reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
-        return await self.bot.send_document(chat_id, document=content, filename=document.filename, caption=caption,
-                                            parse_mode=ParseMode.HTML if caption else None, reply_markup=markup,
-                                            reply_parameters=reply)
+        async with self.pacer.slot(chat_id):
+            return await self.bot.send_document(chat_id, document=content, filename=document.filename,
+                                                caption=caption, parse_mode=ParseMode.HTML if caption else None,
+                                                reply_markup=markup, reply_parameters=reply)
 
     async def _edit(self, message: OutboundMessage) -> str | None:
         """Replace the text and buttons of the message sent with ``edit_ref``, or send anew when it cannot be edited."""
@@ -238,10 +238,11 @@ class TelegramSender:
         # NOTE: a text longer than one message replaces only the last message
         # of the original; the earlier parts keep their text.
         text = parts[-1] if parts else message.text
-        await self.pacer.wait(chat_id)
         try:
-            await self.bot.edit_message_text(escape(text), chat_id=chat_id, message_id=int(message_id),
-                                             parse_mode=ParseMode.HTML, reply_markup=inline_keyboard(message.buttons))
+            async with self.pacer.slot(chat_id):
+                await self.bot.edit_message_text(escape(text), chat_id=chat_id, message_id=int(message_id),
+                                                 parse_mode=ParseMode.HTML,
+                                                 reply_markup=inline_keyboard(message.buttons))
         except BadRequest as exc:
             reason = exc.message.lower()
             if "message is not modified" in reason:

@@ -13,7 +13,7 @@ learner. Only learners who consented are in a segment; of those, learners
 who paused reminders (/stop) or blocked the bot are counted and skipped.
 
 Queuing is set-based, so that a message to 100,000 learners takes one
-INSERT ... SELECT for the outbox plus one batch of audit rows, not one ORM
+INSERT ... SELECT for the outbox rows and one for the audit rows, not one ORM
 object per learner.
 """
 
@@ -182,32 +182,31 @@ def queue_message(session: Session, segment: Segment, catalog: Catalog, text: st
         value=Learner.timezone,
         else_=literal(window.available_at(None), UTCDateTime()),
     ) if any(zone is not None for zone in zones) else literal(window.available_at(None), UTCDateTime())
+    created_at = literal(now, UTCDateTime())
+    outbox = OutboxMessage.__table__
+    before = session.scalar(select(func.coalesce(func.max(outbox.c.id), 0)))
 
     # Every learner gets the same payload; the chat id comes from the learner row.
     payload = OutboundMessage(platform="", chat_id="", text=text).to_payload()
-    outbox = OutboxMessage.__table__
-    source = select(
+    learners = select(
         Learner.platform, Learner.chat_id, Learner.id, literal(nudges.KIND_COORDINATOR), literal(payload, JSON),
-        literal("pending"), literal(0), literal(now, UTCDateTime()), available_at,
+        literal("pending"), literal(0), created_at, available_at,
     ).where(*conditions).order_by(Learner.id)
-    inserted = session.execute(
-        insert(outbox)
-        .from_select(["platform", "chat_id", "learner_id", "kind", "payload", "status", "attempts", "created_at",
-                      "available_at"], source)
-        .returning(outbox.c.id, outbox.c.learner_id, outbox.c.platform, outbox.c.chat_id, outbox.c.available_at)
-    ).all()
-    if not inserted:
-        return 0
-
-    subject = f"batch:{batch_id}"
     session.execute(
-        insert(Nudge.__table__),
-        [
-            {"source": nudges.COORDINATOR, "rule_id": None, "sent_by": sent_by, "batch_id": batch_id,
-             "learner_id": learner_id, "platform": platform, "chat_id": chat_id, "subject": subject,
-             "outbox_id": outbox_id, "created_at": now, "available_at": available, "withdrawn_at": None,
-             "replied_at": None}
-            for outbox_id, learner_id, platform, chat_id, available in inserted
-        ],
+        insert(outbox).from_select(["platform", "chat_id", "learner_id", "kind", "payload", "status", "attempts",
+                                    "created_at", "available_at"], learners)
     )
-    return len(inserted)
+
+    # The rows just written are the coordinator messages created at ``now`` with a higher id than
+    # any before; a second INSERT ... SELECT writes their audit rows without a round trip per row.
+    # NOTE: on PostgreSQL, a coordinator message that another transaction writes at the same
+    # microsecond would get an audit row here too.
+    written = select(
+        literal(nudges.COORDINATOR), literal(sent_by), literal(batch_id), outbox.c.learner_id, outbox.c.platform,
+        outbox.c.chat_id, literal(f"batch:{batch_id}"), outbox.c.id, outbox.c.created_at, outbox.c.available_at,
+    ).where(outbox.c.id > before, outbox.c.kind == nudges.KIND_COORDINATOR, outbox.c.created_at == created_at)
+    result = session.execute(
+        insert(Nudge.__table__).from_select(["source", "sent_by", "batch_id", "learner_id", "platform", "chat_id",
+                                             "subject", "outbox_id", "created_at", "available_at"], written)
+    )
+    return result.rowcount

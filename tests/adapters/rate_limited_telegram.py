@@ -11,6 +11,8 @@ Every 429 it answers is recorded in ``rejected``.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
 from collections import deque
 
@@ -49,3 +51,37 @@ class RateLimitedTelegram(TelegramEmulator):
                            {"retry_after": self.retry_after})
         self._window.append(now)
         self._last_to_chat[chat_id] = now
+
+    def _stats(self, params: dict, files: dict) -> dict:
+        """``careerbotStats``: the arrival times of the sends answered with success, and the 429s."""
+        sends = [call.at for call in self.calls if call.method.lower() in SEND_METHODS and call.error is None]
+        return {"sent": sends, "rejected": [at for at, _ in self.rejected]}
+
+
+class OpenChatsTelegram(RateLimitedTelegram):
+    """A rate-limited emulator that knows every private chat the bot writes to, for benchmarks."""
+
+    def __init__(self, **limits) -> None:
+        super().__init__(**limits)
+        self._methods["careerbotstats"] = self._stats
+
+    def _target_chat(self, chat_id):
+        if isinstance(chat_id, int) and chat_id > 0 and chat_id not in self.chats:
+            self.add_chat({"id": chat_id, "first_name": f"Learner {chat_id}", "type": "private"})
+        return super()._target_chat(chat_id)
+
+
+async def _serve(per_second: float, per_chat_interval: float, allowance: int) -> None:
+    emulator = OpenChatsTelegram(per_second=per_second, per_chat_interval=per_chat_interval,
+                                 allowance=allowance)
+    await emulator.start()
+    print(emulator.port, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await emulator.stop()
+
+
+if __name__ == "__main__":
+    # A process of its own, so that the bot's event loop cannot delay when sends are counted:
+    # python -m tests.adapters.rate_limited_telegram PER_SECOND PER_CHAT_INTERVAL ALLOWANCE
+    # prints the port, and serves until its standard input closes.
+    asyncio.run(_serve(float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])))
