@@ -149,11 +149,12 @@ def command_text(command: str, text: str) -> str:
     """Return the core command a slash command stands for: ``/careerbot review 4`` is ``/review 4``.
 
     Another registered command passes through as typed (``/plan`` stays
-    ``/plan``), and ``/careerbot`` alone means ``/help``.
+    ``/plan``), and ``/careerbot`` alone means ``/help``. A slash before the
+    core command is dropped: ``/careerbot /help`` is ``/help``.
     """
     argument = to_plain(text).strip()
     if command == SLASH_COMMAND:
-        return "/" + (argument or "help")
+        return "/" + (argument.lstrip("/").strip() or "help")
     return f"{command} {argument}".strip()
 
 

@@ -159,6 +159,9 @@ def test_message_ignore_reason_cases(event, reason):
     ("/careerbot", "review 12", "/review 12"),
     ("/careerbot", "", "/help"),
     ("/careerbot", "  report ", "/report"),
+    ("/careerbot", "/help", "/help"),
+    ("/careerbot", "//review 3", "/review 3"),
+    ("/careerbot", "/", "/help"),
     ("/plan", "", "/plan"),
 ])
 def test_command_text_cases(command, text, core):
