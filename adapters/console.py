@@ -8,6 +8,7 @@ reviewer's session also prints what is posted to the terminal reviewer channel.
 
 from __future__ import annotations
 
+import io
 import mimetypes
 import sys
 import uuid
@@ -32,6 +33,12 @@ class ConsoleChat:
         self.engine = engine
         self.user_id = user_id
         self.name = name or user_id
+        for stream in (stdin, stdout):
+            # Bytes the terminal's encoding cannot read or show (a pasted file in
+            # another encoding, an emoji on an ASCII terminal) become U+FFFD or "?"
+            # instead of stopping the chat with a UnicodeError.
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(errors="replace")
         self.stdin = stdin
         self.stdout = stdout
         self.interactive = stdin.isatty()

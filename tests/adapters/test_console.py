@@ -330,3 +330,28 @@ def test_ephemeral_for_other_user_not_printed(engine):
     chat.deliver()
 
     assert "Only configured reviewers" not in stdout.getvalue()
+
+
+# --- nasty piped input ----------------------------------------------------------------------
+
+
+NASTY_LINES = ["", "   ", "/", "/nope", "/attach", "/attach /nonexistent", "/attach /", "x" * 30000, "\x00\x1b[2J",
+               "1", "Zoë 😀 <b>&amp;</b>", "/back", "/skip", "99", "-1", "0", "1.5", "/plan", "/forget", "2"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "ascii"])
+def test_cli_chat_survives_nasty_input(tmp_path, encoding):
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("CAREERBOT_")}
+    environ.update(PYTHONPATH=str(SOURCE_ROOT), PYTHONIOENCODING=encoding)
+    typed = "".join(f"{line}\n" for line in NASTY_LINES).encode("utf-8") + b"Zo\xeb\xff\n/plan\n"
+
+    result = subprocess.run(
+        [str(CAREERBOT), "chat", "--user", "ana", "--data-dir", str(tmp_path / "data")],
+        input=typed, capture_output=True, env=environ, timeout=120, check=False,
+    )
+
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert b"Traceback" not in result.stderr
+    assert b"Traceback" not in result.stdout
+    last_question = result.stdout.rsplit(b"\nQuestion ", 1)[-1]
+    assert last_question.startswith(b"3 of 20\n\nWhat is your email address?")
