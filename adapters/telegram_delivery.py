@@ -128,12 +128,18 @@ class OutboxDelivery:
         self._queues.pop(chat_id, None)
 
     async def _send(self, outbox_id: int, message: OutboundMessage) -> Sent:
+        """Send one row; any failure defers it, so the chat's waiting handlers are always released."""
         try:
             return await self.sender.send(outbox_id, message)
         except Exception as exc:
             logger.exception("sending outbox %s to telegram:%s failed", outbox_id, message.chat_id)
-            await asyncio.to_thread(outbox.mark_retry, self.factory, outbox_id, UNEXPECTED_ERROR_RETRY_SECONDS,
-                                    f"{type(exc).__name__}: {exc}")
+            try:
+                await asyncio.to_thread(outbox.mark_retry, self.factory, outbox_id, UNEXPECTED_ERROR_RETRY_SECONDS,
+                                        f"{type(exc).__name__}: {exc}")
+            except Exception:
+                # NOTE: the row stays pending as it was, so it is sent again after the
+                # hold, a second time if the failure came after Telegram had it.
+                logger.exception("outbox %s could not be marked for a retry; it stays pending", outbox_id)
             return Sent("deferred", hold_seconds=UNEXPECTED_ERROR_RETRY_SECONDS)
 
     async def _finish(self, outbox_id: int, status: str) -> None:

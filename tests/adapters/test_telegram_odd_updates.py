@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
+from bot import outbox
 from bot.models import Learner, OutboxMessage, ProcessedUpdate
 from tests.adapters.telegram_emulator import SentMessage, User
 from tests.adapters.telegram_harness import (  # noqa: F401 (fixtures)
@@ -190,3 +193,37 @@ async def test_hostile_reviewer_name_stays_text(webhook: Harness, telegram_engin
     assert [mention["user"]["id"] for mention in mentions] == [REVIEWER.id]
     assert not [entity for entity in ask.entities if entity["type"] in ("bold", "text_link", "url")]
     assert telegram.failed_calls() == []
+
+
+async def test_outbox_marking_failure_does_not_block_chat(webhook: Harness, telegram_engine, monkeypatch):
+    telegram = webhook.telegram
+    await webhook.say(LEARNER, "/start")
+    unavailable = OperationalError("UPDATE outbox", {}, Exception("database is locked"))
+    failures = {"mark_sent": 1, "mark_retry": 1}
+
+    def failing_once(name):
+        real = getattr(outbox, name)
+
+        def call(*args, **kwargs):
+            if failures[name]:
+                failures[name] -= 1
+                raise unavailable
+            return real(*args, **kwargs)
+        return call
+
+    for name in failures:
+        monkeypatch.setattr(outbox, name, failing_once(name))
+
+    # A hang here is the failure: the chat's delivery never finishes.
+    await asyncio.wait_for(webhook.say(LEARNER, "I agree"), timeout=30)
+    await asyncio.wait_for(webhook.say(LEARNER, "/help"), timeout=30)
+
+    assert failures == {"mark_sent": 0, "mark_retry": 0}
+    sent_questions = [text for text in telegram.texts_to(LEARNER.id) if text.startswith("Question 2 of 20")]
+    assert len(sent_questions) == 1
+    with telegram_engine.session_factory() as session:
+        pending = session.scalars(select(OutboxMessage).where(OutboxMessage.status == "pending")
+                                  .order_by(OutboxMessage.id)).all()
+    # The question is sent again once the chat's hold ends: the one repeat the outbox allows.
+    assert pending[0].payload["text"].startswith("Question 2 of 20")
+    assert pending[1].payload["text"].startswith("Commands you can use")
