@@ -201,8 +201,19 @@ def _handle_input(turn: Turn, conversation: Conversation, text: str | None) -> N
 
 def _handle_forget(turn: Turn, conversation: Conversation, text: str | None) -> None:
     if account.handle_forget(turn, conversation, text) == "kept":
-        commands.leave_detour(turn, conversation)
+        _leave_forget(turn, conversation)
         reprompt(turn, conversation)
+
+
+def _leave_forget(turn: Turn, conversation: Conversation) -> None:
+    """Go back to where /forget was typed; an answer that was being changed with /edit still is."""
+    learner = turn.learner
+    target = learner.return_state
+    if learner.context.get("editing") and target is not None and conversation.question(target) is not None:
+        learner.return_state = HOME
+        conversation.jump(learner, target)
+        return
+    commands.leave_detour(turn, conversation)
 
 
 def answer_question(turn: Turn, conversation: Conversation, question, text: str) -> None:

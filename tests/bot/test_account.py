@@ -100,6 +100,21 @@ def test_forget_keep_returns_to_question(engine):
     assert count(engine, Learner) == 1
 
 
+def test_forget_keep_during_edit_resumes_edit(ana):
+    ana.send("/edit 2")
+    assert ana.state() == "email"
+    ana.send("/forget")
+
+    ana.press("forget_confirm:keep")
+
+    assert ana.state() == "email"
+    assert "Your current answer: ana@example.edu" in ana.texts()[-1]
+    ana.send("new@example.edu")
+    assert ana.state() == "home"
+    assert ana.learner().email == "new@example.edu"
+    assert ana.learner().context.get("editing") is None
+
+
 def test_forget_deletes_everything(engine, ana, settings):
     data = b"%PDF-1.4 ana's confirmation"
     first = send_file(ana, "use-career-services", data)
