@@ -222,6 +222,14 @@ class CareerbotMachine(RuleBasedStateMachine):
         assert all(self.engine.conversation.known_state(state) for state in states), states
 
     @invariant()
+    def finished_plan_not_asked_again(self) -> None:
+        """After the plan, a learner is on a question only while changing that answer with /edit."""
+        with self.engine.session_factory() as session:
+            for learner in session.scalars(select(Learner).where(Learner.plan_completed_at.is_not(None))):
+                if self.engine.conversation.question(learner.state) is not None:
+                    assert learner.context.get("editing"), (learner.state, learner.context)
+
+    @invariant()
     def reviewer_rules_hold(self) -> None:
         with self.engine.session_factory() as session:
             decisions = session.scalars(select(ReviewDecision)).all()
