@@ -201,12 +201,15 @@ def queue_message(session: Session, segment: Segment, catalog: Catalog, text: st
     # any before; a second INSERT ... SELECT writes their audit rows without a round trip per row.
     # NOTE: on PostgreSQL, a coordinator message that another transaction writes at the same
     # microsecond would get an audit row here too.
+    just_written = (outbox.c.id > before, outbox.c.kind == nudges.KIND_COORDINATOR, outbox.c.created_at == created_at)
     written = select(
         literal(nudges.COORDINATOR), literal(sent_by), literal(batch_id), outbox.c.learner_id, outbox.c.platform,
         outbox.c.chat_id, literal(f"batch:{batch_id}"), outbox.c.id, outbox.c.created_at, outbox.c.available_at,
-    ).where(outbox.c.id > before, outbox.c.kind == nudges.KIND_COORDINATOR, outbox.c.created_at == created_at)
-    result = session.execute(
+    ).where(*just_written)
+    session.execute(
         insert(Nudge.__table__).from_select(["source", "sent_by", "batch_id", "learner_id", "platform", "chat_id",
                                              "subject", "outbox_id", "created_at", "available_at"], written)
     )
-    return result.rowcount
+    # Counted, because the row count of this INSERT ... SELECT came back as -1 on PostgreSQL
+    # (psycopg 3 with SQLAlchemy 2.1).
+    return session.scalar(select(func.count()).select_from(outbox).where(*just_written)) or 0
