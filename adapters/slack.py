@@ -254,7 +254,7 @@ class SlackBot:
         if handled.duplicate or not learner_choice or not message or ephemeral:
             return
         label = (action.get("text") or {}).get("text") or action.get("value") or ""
-        blocks = choice_made_blocks(message.get("blocks") or [], label, self.texts)
+        blocks = choice_made_blocks(message.get("blocks") or [], None if handled.action_expired else label, self.texts)
         try:
             await self.client.chat_update(channel=event.chat_id, ts=message["ts"], blocks=blocks,
                                           text=message.get("text") or " ")

@@ -130,9 +130,15 @@ def shorten_card_evidence(text: str, evidence: str | None, texts: Texts) -> tupl
     return text.replace(evidence, f"{shown}\n{note}", 1), True
 
 
-def choice_made_blocks(original_blocks: list[dict[str, Any]], label: str, texts: Texts) -> list[dict[str, Any]]:
-    """Remove the buttons from the pressed message's blocks and add a line saying what was chosen."""
+def choice_made_blocks(original_blocks: list[dict[str, Any]], label: str | None,
+                       texts: Texts) -> list[dict[str, Any]]:
+    """Remove the buttons from the pressed message's blocks and add a line saying what was chosen.
+
+    Without a ``label`` (the press chose nothing) only the buttons go.
+    """
     kept = [block for block in original_blocks if block.get("type") != "actions"]
+    if label is None:
+        return kept
     note = {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(texts("button_chosen", choice=label)),
                                              "verbatim": True}]}
     return (kept + [note])[-MESSAGE_MAX_BLOCKS:]

@@ -245,20 +245,24 @@ class TelegramBot:
         try:
             handled = await self._handle(event)
             if event.chat_type == "private":
-                await self._show_choice(query)
+                await self._show_choice(query, accepted=not handled.action_expired)
             await self._deliver(handled)
         finally:
             if self.sender.take_callback(event.chat_id, event.user_id, query):
                 await self.sender.answer_callback(query)
 
-    async def _show_choice(self, query: CallbackQuery) -> None:
-        """Remove the keyboard of a pressed message and add the chosen label, so it cannot be pressed again."""
+    async def _show_choice(self, query: CallbackQuery, *, accepted: bool = True) -> None:
+        """Remove the keyboard of a pressed message, so it cannot be pressed again, and add the chosen label.
+
+        A press that chose nothing (``accepted`` false, the button was for a step
+        already done) only loses the keyboard.
+        """
         message = query.message
         chat_id = str(message.chat.id)
         bot = self.application.bot
         await self.sender.pacer.wait(chat_id)
         try:
-            if not isinstance(message, Message) or message.reply_markup is None:
+            if not isinstance(message, Message) or message.reply_markup is None or not accepted:
                 await bot.edit_message_reply_markup(chat_id=chat_id, message_id=message.message_id, reply_markup=None)
                 return
             label = next((button.text for row in message.reply_markup.inline_keyboard for button in row

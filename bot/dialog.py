@@ -159,6 +159,7 @@ def _handle_action(turn: Turn, conversation: Conversation, action: str) -> None:
             return
     if state != turn.learner.state or not value:
         logger.warning("stale button %r pressed by learner %s in state %s", action, turn.learner.id, turn.learner.state)
+        turn.action_expired = True
         turn.reply(turn.t("button_expired"))
         reprompt(turn, conversation)
         return

@@ -40,11 +40,17 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class HandledEvent:
-    """The outcome of one event: whether it was new, and the outbox ids written for it."""
+    """The outcome of one event: whether it was new, and the outbox ids written for it.
+
+    ``action_expired`` says that the event's button press chose nothing, because
+    it belonged to a step already done, so an adapter does not mark the
+    pressed button as the user's choice.
+    """
 
     duplicate: bool
     outbox_ids: tuple[int, ...] = ()
     messages: tuple[OutboundMessage, ...] = ()
+    action_expired: bool = False
 
 
 class Engine:
@@ -178,7 +184,8 @@ class Engine:
                    "replies": len(rows), "duration_ms": round(elapsed_ms, 1)},
         )
         UPDATES_HANDLED.labels(event.platform, "new").inc()
-        handled = HandledEvent(duplicate=False, outbox_ids=outbox_ids, messages=tuple(turn.messages))
+        handled = HandledEvent(duplicate=False, outbox_ids=outbox_ids, messages=tuple(turn.messages),
+                               action_expired=turn.action_expired)
         self._run_handled_hooks(event, handled)
         return result, handled
 

@@ -115,6 +115,7 @@ def press_item(turn: Turn, conversation: Conversation, value: str) -> None:
     item = next((entry for entry in eligible_items(turn) if str(entry.id) == value), None)
     if item is None:
         logger.warning("item button %r of learner %s is for an item not open now", value, turn.learner.id)
+        turn.action_expired = True
         turn.reply(turn.t("button_expired"))
         prompt_item(turn, conversation)
         return

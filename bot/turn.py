@@ -28,6 +28,8 @@ class Turn:
     messages: list[OutboundMessage] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     previous_state: str | None = None
+    action_expired: bool = False
+    """Set when the event's button press was for a step already done, so nothing was chosen."""
 
     def t(self, key: str, **values: object) -> str:
         return self.flows.texts(key, **values)

@@ -184,3 +184,19 @@ async def test_card_with_hostile_reviewer_feedback_stays_text(slack):
             assert_no_markup_from_users(message)
     notice = next(text for text in slack.texts(slack.dm(LEARNER)) if "<!channel> see" in text)
     assert "<https://evil.example|here>" in notice
+
+
+async def test_stale_press_not_shown_as_choice(slack):
+    dm = slack.dm(LEARNER)
+    for text in ("hello", "I agree", "Ana", "ana@example.edu"):
+        await slack.say(LEARNER, text)
+    campus = slack.posted(dm)[-1]
+    await slack.say(LEARNER, "North Campus")
+
+    await slack.interaction(payloads.block_actions(LEARNER, dm, campus, "campus:south-campus"))
+
+    updated = next(message for message in slack.posted(dm) if message["ts"] == campus["ts"])
+    assert buttons_of(updated) == []
+    assert "Your choice" not in section_text(updated)
+    with slack.engine.session_factory() as session:
+        assert session.scalar(select(Learner.campus)) == "north-campus"

@@ -227,3 +227,20 @@ async def test_outbox_marking_failure_does_not_block_chat(webhook: Harness, tele
     # The question is sent again once the chat's hold ends: the one repeat the outbox allows.
     assert pending[0].payload["text"].startswith("Question 2 of 20")
     assert pending[1].payload["text"].startswith("Commands you can use")
+
+
+async def test_stale_press_not_shown_as_choice(webhook: Harness, telegram_engine):
+    await webhook.say(LEARNER, "/start")
+    await webhook.say(LEARNER, "I agree")
+    await webhook.say(LEARNER, "Ana")
+    await webhook.say(LEARNER, "/skip")
+    campus = webhook.last_to(LEARNER)
+    await webhook.say(LEARNER, "North Campus")
+
+    replies = await webhook.press(LEARNER, campus, "campus:south-campus")
+
+    assert replies[0].text == telegram_engine.flows.texts("button_expired")
+    assert campus.reply_markup is None
+    assert "Your choice" not in campus.text
+    with telegram_engine.session_factory() as session:
+        assert session.scalar(select(Learner.campus)) == "north-campus"

@@ -324,6 +324,15 @@ def test_stale_button_reasks(chat):
 
     assert "already answered" in chat.texts()[0]
     assert asked(chat, "email")
+    assert chat.last.action_expired
+
+
+def test_current_button_not_expired(chat):
+    chat.answer_until("campus")
+
+    chat.press("campus:north-campus")
+
+    assert not chat.last.action_expired
 
 
 def test_stale_rating_button_ignored(chat):
