@@ -12,6 +12,7 @@ import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -260,7 +261,14 @@ async def emulator() -> AsyncIterator[SlackEmulator]:
 
 @pytest.fixture
 async def slack(tmp_path: Path, emulator: SlackEmulator) -> AsyncIterator[SlackHarness]:
-    engine = build_engine(slack_settings(tmp_path / "data", emulator))
+    async with running_slack(tmp_path / "data", emulator) as harness:
+        yield harness
+
+
+@asynccontextmanager
+async def running_slack(data_dir: Path, emulator: SlackEmulator, **overrides: Any) -> AsyncIterator[SlackHarness]:
+    """Serve the Slack adapter in HTTP mode, with ``overrides`` applied to the harness's settings."""
+    engine = build_engine(slack_settings(data_dir, emulator, **overrides))
     bot = SlackBot(engine)
     await bot.start()
     app = create_app(engine, [lambda _engine: bot.routes()])

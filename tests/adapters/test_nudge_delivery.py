@@ -13,22 +13,19 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import insert, select
 
-from adapters.slack import SlackBot
 from adapters.telegram import PTB_TIMEDELTA, TelegramBot
 from adapters.telegram_pacing import Pacer
 from bot.app import build_engine
 from bot.engine import Engine
 from bot.models import Learner, Nudge, OutboxMessage
 from bot.reports import build_report
-from bot.web import create_app
 from tests.adapters.rate_limited_telegram import RateLimitedTelegram
 from tests.adapters.slack_emulator import SlackEmulator
-from tests.adapters.slack_harness import COORDINATOR, LEARNER as SLACK_LEARNER, SlackHarness, emulator  # noqa: F401
-from tests.adapters.slack_harness import serve_app, slack_settings
+from tests.adapters.slack_harness import COORDINATOR, LEARNER as SLACK_LEARNER, SlackHarness, running_slack
+from tests.adapters.slack_harness import emulator  # noqa: F401 - a fixture
 from tests.adapters.telegram_emulator import ApiCall, User
 from tests.adapters.telegram_harness import REVIEWER, REVIEWER_GROUP, Harness, telegram_settings_for, wait_until
 
@@ -249,18 +246,9 @@ async def test_pacer_counts_slow_send_until_it_returns():
 
 @pytest.fixture
 async def paced_slack(tmp_path: Path, emulator: SlackEmulator) -> AsyncIterator[SlackHarness]:  # noqa: F811
-    engine = build_engine(slack_settings(tmp_path / "data", emulator, slack_rate_limits=True,
-                                         quiet_hours="00:00-00:00"))
-    bot = SlackBot(engine)
-    await bot.start()
-    app = create_app(engine, [lambda _engine: bot.routes()])
-    server, task, port = await serve_app(app)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-        yield SlackHarness(emulator, bot, http)
-    server.should_exit = True
-    await task
-    await bot.aclose()
-    engine.session_factory.kw["bind"].dispose()
+    async with running_slack(tmp_path / "data", emulator, slack_rate_limits=True,
+                             quiet_hours="00:00-00:00") as harness:
+        yield harness
 
 
 async def test_slack_posts_paced_per_channel(paced_slack: SlackHarness):
