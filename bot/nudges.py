@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.events import OutboundMessage
@@ -117,6 +117,12 @@ def queue(session: Session, drafts: Sequence[Draft], *, kind: str, source: str, 
     return list(session.scalars(insert(Nudge).returning(Nudge.id, sort_by_parameter_order=True), nudge_rows).all())
 
 
+# Built once: every learner message runs it.
+_OPEN_NUDGES = select(Nudge.id, Nudge.source, Nudge.outbox_id, Nudge.available_at).where(
+    Nudge.learner_id == bindparam("learner_id"), Nudge.replied_at.is_(None), Nudge.withdrawn_at.is_(None)
+)
+
+
 def record_reply(session: Session, learner_id: int, now: datetime) -> None:
     """Note a learner's message: a reply to their delivered nudges, and the end of their quiet hours.
 
@@ -124,18 +130,20 @@ def record_reply(session: Session, learner_id: int, now: datetime) -> None:
     for the end of quiet hours are withdrawn, and the coordinators' messages
     waiting for it go out now.
     """
-    session.execute(
-        update(Nudge)
-        .where(Nudge.learner_id == learner_id, Nudge.replied_at.is_(None), Nudge.withdrawn_at.is_(None),
-               Nudge.available_at <= now)
-        .values(replied_at=now)
-    )
-
-    waiting = session.execute(
-        select(Nudge.id, Nudge.source, Nudge.outbox_id).where(
-            Nudge.learner_id == learner_id, Nudge.withdrawn_at.is_(None), Nudge.available_at > now,
+    # Most messages come from learners with no open nudge: one indexed read
+    # answers that, and the updates below run only when there is something to change.
+    open_nudges = session.execute(_OPEN_NUDGES, {"learner_id": learner_id}).all()
+    if not open_nudges:
+        return
+    answered = [nudge_id for nudge_id, _, _, available_at in open_nudges if available_at <= now]
+    if answered:
+        session.execute(
+            update(Nudge).where(Nudge.id.in_(answered)).values(replied_at=now),
+            execution_options={"synchronize_session": False},
         )
-    ).all()
+
+    waiting = [(nudge_id, source, outbox_id) for nudge_id, source, outbox_id, available_at in open_nudges
+               if available_at > now]
     if not waiting:
         return
     withdrawn = [(nudge_id, outbox_id) for nudge_id, source, outbox_id in waiting if source == RULE]
