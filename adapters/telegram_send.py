@@ -91,20 +91,34 @@ class TelegramSender:
         self.bot = bot
         self.factory = factory
         self.pacer = pacer
-        self._callbacks: dict[tuple[str, str], CallbackQuery] = {}
+        self._callbacks: dict[tuple[str, str], list[CallbackQuery]] = {}
+        """Presses not answered yet, oldest first, per (chat id, user id): a user can press two buttons at once."""
 
     # --- callback queries waiting for an answer --------------------------------------
 
     def open_callback(self, chat_id: str, user_id: str, query: CallbackQuery) -> None:
         """Keep ``query`` so that an ephemeral reply to this user in this chat answers it."""
-        self._callbacks[(chat_id, user_id)] = query
+        self._callbacks.setdefault((chat_id, user_id), []).append(query)
 
     def take_callback(self, chat_id: str, user_id: str, query: CallbackQuery) -> bool:
         """Forget ``query``; True when no ephemeral reply has answered it yet."""
-        if self._callbacks.get((chat_id, user_id)) is query:
+        waiting = self._callbacks.get((chat_id, user_id), [])
+        if query not in waiting:
+            return False
+        waiting.remove(query)
+        if not waiting:
             del self._callbacks[(chat_id, user_id)]
-            return True
-        return False
+        return True
+
+    def _next_callback(self, chat_id: str, user_id: str) -> CallbackQuery | None:
+        """Take the oldest press of this user in this chat that no reply has answered yet."""
+        waiting = self._callbacks.get((chat_id, user_id))
+        if not waiting:
+            return None
+        query = waiting.pop(0)
+        if not waiting:
+            del self._callbacks[(chat_id, user_id)]
+        return query
 
     async def answer_callback(self, query: CallbackQuery, text: str | None = None) -> bool:
         """Answer a button press, with ``text`` as an alert; False when Telegram no longer accepts it."""
@@ -153,7 +167,7 @@ class TelegramSender:
     async def _deliver(self, message: OutboundMessage) -> str | None:
         """Make the API calls for ``message``; return the id of the message that carries its buttons."""
         if message.ephemeral_user is not None:
-            query = self._callbacks.pop((message.chat_id, message.ephemeral_user), None)
+            query = self._next_callback(message.chat_id, message.ephemeral_user)
             if query is not None and await self.answer_callback(query, message.text):
                 return None
         if message.edit_ref is not None:

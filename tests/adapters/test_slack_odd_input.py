@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import logging
@@ -16,6 +17,7 @@ from tests.adapters.slack_harness import (  # noqa: F401 (fixtures)
     LEARNER,
     REFLECTION,
     REVIEWER,
+    REVIEWER_2,
     REVIEWERS,
     buttons_of,
     complete_plan,
@@ -200,3 +202,21 @@ async def test_stale_press_not_shown_as_choice(slack):
     assert "Your choice" not in section_text(updated)
     with slack.engine.session_factory() as session:
         assert session.scalar(select(Learner.campus)) == "north-campus"
+
+
+async def test_concurrent_approvals_decide_once(slack):
+    await complete_plan(slack, LEARNER)
+    await submit_reflection(slack, LEARNER, "Use career services", REFLECTION)
+    card = slack.posted(REVIEWERS)[0]
+    presses = [payloads.block_actions(reviewer, REVIEWERS, card, "rv:a:1") for reviewer in (REVIEWER, REVIEWER_2)]
+
+    await asyncio.gather(*(slack.interaction(press, settle=False) for press in presses))
+    await slack.settle()
+
+    with slack.engine.session_factory() as session:
+        assert [decision.decision for decision in session.scalars(select(ReviewDecision))] == ["approved"]
+    late = slack.ephemerals(REVIEWER) + slack.ephemerals(REVIEWER_2)
+    assert len(late) == 1
+    assert "already decided" in late[0]
+    approvals = [text for text in slack.texts(slack.dm(LEARNER)) if text.startswith("Good news")]
+    assert len(approvals) == 1

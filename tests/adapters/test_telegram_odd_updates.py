@@ -11,12 +11,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from bot import outbox
-from bot.models import Learner, OutboxMessage, ProcessedUpdate
+from bot.models import Learner, OutboxMessage, ProcessedUpdate, ReviewDecision
 from tests.adapters.telegram_emulator import SentMessage, User
 from tests.adapters.telegram_harness import (  # noqa: F401 (fixtures)
     LEARNER,
     REVIEWER,
     REVIEWER_GROUP,
+    SECOND_REVIEWER,
     Harness,
     telegram,
     telegram_engine,
@@ -244,3 +245,23 @@ async def test_stale_press_not_shown_as_choice(webhook: Harness, telegram_engine
     assert "Your choice" not in campus.text
     with telegram_engine.session_factory() as session:
         assert session.scalar(select(Learner.campus)) == "north-campus"
+
+
+async def test_concurrent_approvals_decide_once(webhook: Harness, telegram_engine):
+    telegram = webhook.telegram
+    card = await submitted_card(webhook)
+    approve = button_data(card, "rv:a:")[0]
+    change = button_data(card, "rv:c:")[0]
+    presses = [telegram.press(REVIEWER, card, approve), telegram.press(SECOND_REVIEWER, card, approve),
+               telegram.press(SECOND_REVIEWER, card, change)]
+
+    await asyncio.gather(*(webhook.send(press) for press in presses))
+
+    with telegram_engine.session_factory() as session:
+        decisions = session.scalars(select(ReviewDecision)).all()
+    assert [decision.decision for decision in decisions] == ["approved"]
+    notices = [telegram.answer_of(press).get("text") or "" for press in presses]
+    assert sum("already decided" in notice for notice in notices) == 2
+    approvals = [text for text in telegram.texts_to(LEARNER.id) if text.startswith("Good news")]
+    assert len(approvals) == 1
+    assert not card.buttons
