@@ -95,13 +95,24 @@ def start_parameter(message: Message) -> str | None:
     return argument.strip()[:MAX_START_PARAMETER]
 
 
+def delivery_id(update: Update, part: object) -> str:
+    """Return the core's update id for ``update``: its update_id with the id of the message or press in it.
+
+    A redelivery repeats both. Telegram picks the next update_id at random
+    after a week without updates (Bot API reference, Update.update_id), so the
+    update_id alone can come back for another update and be taken for a
+    redelivery.
+    """
+    return f"{update.update_id}:{part}"
+
+
 def message_event(update: Update, message: Message, attachment: Attachment | None = None) -> InboundEvent:
     user = message.from_user
     return InboundEvent(
         platform=PLATFORM,
         user_id=str(user.id),
         chat_id=str(message.chat.id),
-        update_id=str(update.update_id),
+        update_id=delivery_id(update, f"{message.chat.id}:{message.message_id}"),
         text=message.text,
         attachment=attachment,
         chat_type=chat_type(message.chat),
@@ -119,7 +130,7 @@ def callback_event(update: Update, query: CallbackQuery) -> InboundEvent | None:
         platform=PLATFORM,
         user_id=str(query.from_user.id),
         chat_id=str(query.message.chat.id),
-        update_id=str(update.update_id),
+        update_id=delivery_id(update, query.id),
         action=query.data,
         chat_type=chat_type(query.message.chat),
         display_name=query.from_user.full_name,

@@ -265,3 +265,54 @@ async def test_concurrent_approvals_decide_once(webhook: Harness, telegram_engin
     approvals = [text for text in telegram.texts_to(LEARNER.id) if text.startswith("Good news")]
     assert len(approvals) == 1
     assert not card.buttons
+
+
+async def test_forget_while_pending_withdraws_card(webhook: Harness, telegram_engine):
+    telegram = webhook.telegram
+    card = await submitted_card(webhook)
+    approve = button_data(card, "rv:a:")[0]
+    submission_id = int(approve.rsplit(":", 1)[1])
+    await webhook.press(REVIEWER, card, button_data(card, "rv:c:")[0])
+
+    await webhook.say(LEARNER, "/forget")
+    await webhook.press(LEARNER, webhook.last_to(LEARNER), "forget_confirm:delete")
+    late = telegram.press(SECOND_REVIEWER, card, approve)
+    await webhook.send(late)
+    replies = await webhook.say(REVIEWER, "Please add dates.", chat=telegram.chats[REVIEWER_GROUP],
+                                reply_to=webhook.last_to(REVIEWER_GROUP))
+
+    assert card.text == telegram_engine.flows.texts("review_card_withdrawn", submission_id=submission_id)
+    assert not card.buttons
+    assert telegram.answer_of(late)["text"] == telegram_engine.flows.texts("review_not_found",
+                                                                           submission_id=submission_id)
+    with telegram_engine.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(ReviewDecision)) == 0
+        assert session.scalar(select(func.count()).select_from(Learner)) == 0
+    assert all(reply.chat_id != LEARNER.id for reply in replies)
+
+
+async def test_update_id_reused_after_pause_handled(webhook: Harness, telegram_engine):
+    telegram = webhook.telegram
+    first = telegram.text_update(LEARNER, "/start")
+    await webhook.send(first)
+    # After a week without updates, Telegram picks the next update_id at random, so an id can come back.
+    again = telegram.text_update(LEARNER, "I agree")
+    again["update_id"] = first["update_id"]
+
+    replies = await replies_to(webhook, again)
+
+    assert replies
+    assert replies[-1].text.startswith("Question 2 of 20")
+
+
+async def test_redelivered_press_handled_once(webhook: Harness, telegram_engine):
+    telegram = webhook.telegram
+    await webhook.say(LEARNER, "/start")
+    press = telegram.press(LEARNER, webhook.last_to(LEARNER), "consent:agree")
+    await webhook.send(press)
+
+    replies = await replies_to(webhook, copy.deepcopy(press))
+
+    assert replies == []
+    with telegram_engine.session_factory() as session:
+        assert session.scalar(select(Learner.state)) == "name"

@@ -209,7 +209,7 @@ def test_convert_start_with_deep_link():
     event = message_event(update, update.message)
 
     assert event.platform == "telegram"
-    assert event.update_id == str(update.update_id)
+    assert event.update_id == f"{update.update_id}:12345678:{update.message.message_id}"
     assert event.user_id == event.chat_id == "12345678"
     assert event.text == "/start campus-north"
     assert event.start_parameter == "campus-north"
