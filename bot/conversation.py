@@ -117,7 +117,14 @@ class Conversation:
             return False
 
     def jump(self, learner: Learner, state: str) -> None:
-        """Move to ``state`` through the machine's ``to_<state>`` transition."""
+        """Move to ``state`` through the machine's ``to_<state>`` transition.
+
+        A learner stored in a state that the flows no longer have is set to
+        ``state`` directly, because the machine has no transition out of it.
+        """
+        if not self.known_state(learner.state):
+            learner.state = state
+            return
         self.fire(learner, f"to_{state}")
 
     def known_state(self, state: str) -> bool:

@@ -82,9 +82,10 @@ def handle(turn: Turn, conversation: Conversation) -> None:
     if not created:
         record_reply(turn.session, learner.id, turn.now)
 
-    if not conversation.known_state(learner.state):
+    question_removed = not conversation.known_state(learner.state)
+    if question_removed:
         logger.warning("learner %s was in unknown state %r; the flows changed", learner.id, learner.state)
-        conversation.jump(learner, HOME if learner.plan_completed_at else conversation.first_unanswered(learner))
+        _leave_removed_question(turn, conversation)
     if evidence.item_gone(turn):
         logger.warning("learner %s was in %s for an item the catalog no longer has", learner.id, learner.state)
         evidence.leave(turn, conversation)
@@ -96,6 +97,11 @@ def handle(turn: Turn, conversation: Conversation) -> None:
         return
     if event.opened:
         turn.reply(turn.t("welcome_back", name_suffix=name_suffix(learner)))
+        reprompt(turn, conversation)
+        return
+    if question_removed and not _is_command(event):
+        # The input answered a question the flows no longer ask; it must not become the next answer.
+        turn.reply(turn.t("question_removed"))
         reprompt(turn, conversation)
         return
 
@@ -121,6 +127,18 @@ def handle(turn: Turn, conversation: Conversation) -> None:
         _handle_command(turn, conversation, *parsed)
         return
     _handle_input(turn, conversation, text)
+
+
+def _leave_removed_question(turn: Turn, conversation: Conversation) -> None:
+    """Move a learner off a question the flows no longer have: home, or the next question of an unfinished plan."""
+    learner = turn.learner
+    learner.context = {key: value for key, value in learner.context.items() if key != "editing"}
+    learner.return_state = None
+    conversation.jump(learner, HOME if learner.plan_completed_at else conversation.first_unanswered(learner))
+
+
+def _is_command(event) -> bool:
+    return event.text is not None and commands.parse_command(clean_text(event.text)) is not None
 
 
 def _handle_command(turn: Turn, conversation: Conversation, name: str, argument: str) -> None:

@@ -73,6 +73,7 @@ MESSAGE_FIELDS: dict[str, frozenset[str]] = {
     "unsupported_message": frozenset(),
     "file_not_expected": frozenset(),
     "button_expired": frozenset(),
+    "question_removed": frozenset(),
     "internal_error": frozenset(),
     "button_chosen": frozenset({'choice'}),
     "not_coordinator": frozenset(),

@@ -184,3 +184,73 @@ def test_removed_skill_badge_item_answered(make_engine, tmp_path):
     chat = Chat(after)
     for text in ("/badges", "/pathway", "/submit"):
         assert_answered(chat.send(text))
+
+
+def flows_without_question(tmp_path: Path, question_id: str) -> Path:
+    """Copy the shipped flows and delete the question ``question_id`` from the conversation."""
+    target = tmp_path / "flows-without-question"
+    shutil.copytree(default_flows_dir(), target, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    conversation_path = target / "conversation.yaml"
+    conversation = yaml.safe_load(conversation_path.read_text(encoding="utf-8"))
+    conversation["questions"] = [question for question in conversation["questions"] if question["id"] != question_id]
+    conversation_path.write_text(yaml.safe_dump(conversation, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return target
+
+
+@pytest.mark.parametrize("text", ["Honesty and growth.", "", "/skip", "/help", None])
+def test_removed_question_learner_moves_on(make_engine, tmp_path, text):
+    before = make_engine()
+    Chat(before).answer_until("values")
+    after = make_engine(flows_without_question(tmp_path, "values"))
+
+    chat = Chat(after)
+    messages = chat.send(text, opened=text is None)
+
+    assert_answered(messages)
+    assert chat.state() == "transferable_skills"
+    assert "values" not in chat.learner().answers
+    assert "transferable_skills" not in chat.learner().answers
+    assert "Question " in messages[-1].text
+
+
+def test_removed_question_answer_not_reused(make_engine, tmp_path):
+    before = make_engine()
+    Chat(before).answer_until("values")
+    after = make_engine(flows_without_question(tmp_path, "values"))
+
+    chat = Chat(after)
+    messages = chat.send("Honesty and growth.")
+
+    assert messages[0].text == after.flows.texts("question_removed")
+    assert chat.learner().answers.get("transferable_skills") is None
+
+
+def test_removed_question_forget_keep_lands_known(make_engine, tmp_path):
+    before = make_engine()
+    ana = Chat(before)
+    ana.answer_until("values")
+    ana.send("/forget")
+    assert ana.state() == "forget_confirm"
+    after = make_engine(flows_without_question(tmp_path, "values"))
+
+    chat = Chat(after)
+    messages = chat.press("forget_confirm:keep")
+
+    assert_answered(messages)
+    assert chat.state() == "transferable_skills"
+
+
+def test_removed_question_mid_edit_returns_home(make_engine, tmp_path):
+    before = make_engine()
+    ana = Chat(before)
+    ana.finish_plan()
+    ana.send("/edit values")
+    assert ana.state() == "values"
+    after = make_engine(flows_without_question(tmp_path, "values"))
+
+    chat = Chat(after)
+    messages = chat.send("Honesty and growth.")
+
+    assert_answered(messages)
+    assert chat.state() == "home"
+    assert chat.learner().context.get("editing") is None
