@@ -185,7 +185,7 @@ def _handle_action(turn: Turn, conversation: Conversation, action: str) -> None:
     if press is not None:
         press(turn, conversation, value)
         return
-    _handle_input(turn, conversation, value)
+    _handle_input(turn, conversation, clean_text(value))
 
 
 def _handle_input(turn: Turn, conversation: Conversation, text: str | None) -> None:

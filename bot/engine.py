@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TypeVar
 
@@ -28,6 +28,7 @@ from bot.flows import Flows
 from bot.metrics import UPDATE_FAILURES, UPDATE_RETRIES, UPDATES_HANDLED
 from bot.models import OutboxMessage, ProcessedUpdate
 from bot.turn import Turn
+from bot.validate import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,19 @@ class HandledEvent:
     outbox_ids: tuple[int, ...] = ()
     messages: tuple[OutboundMessage, ...] = ()
     action_expired: bool = False
+
+
+def clean_names(event: InboundEvent) -> InboundEvent:
+    """Clean the user's display name and the start parameter as typed text is cleaned, on one line.
+
+    Both come from the platform as the user set them and are stored (a
+    reviewer's name with a decision), and PostgreSQL rejects text with NUL.
+    """
+    display_name = " ".join(clean_text(event.display_name).split()) if event.display_name else None
+    start_parameter = clean_text(event.start_parameter) if event.start_parameter else None
+    if display_name == event.display_name and start_parameter == event.start_parameter:
+        return event
+    return replace(event, display_name=display_name or None, start_parameter=start_parameter or None)
 
 
 class Engine:
@@ -125,6 +139,7 @@ class Engine:
         return self._run_with_retries(event, work)
 
     def _run_with_retries(self, event: InboundEvent, work: Callable[[Turn], T]) -> tuple[T | None, HandledEvent]:
+        event = clean_names(event)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 return self._handle_once(event, work)
