@@ -130,8 +130,8 @@ def record_reply(session: Session, learner_id: int, now: datetime) -> None:
     for the end of quiet hours are withdrawn, and the coordinators' messages
     waiting for it go out now.
     """
-    # Most messages come from learners with no open nudge: one indexed read
-    # answers that, and the updates below run only when there is something to change.
+    # Most messages come from learners with no open nudge. One indexed read
+    # finds those, and the updates below run only when there is something to change.
     open_nudges = session.execute(_OPEN_NUDGES, {"learner_id": learner_id}).all()
     if not open_nudges:
         return
