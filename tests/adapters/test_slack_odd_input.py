@@ -158,7 +158,7 @@ async def test_malformed_button_value_answered(slack, caplog, value):
         assert session.scalar(select(Learner.state)) == "consent"
 
 
-async def test_form_for_other_submission_decides_that_one_only(slack, caplog):
+async def test_form_for_unknown_submission_refused(slack, caplog):
     await complete_plan(slack, LEARNER)
     await submit_reflection(slack, LEARNER, "Use career services", REFLECTION)
     await slack.press(REVIEWER, "rv:c:1", channel=REVIEWERS)

@@ -151,7 +151,7 @@ def test_removed_item_pending_submission_decided(before_and_after, decide):
     assert learner_notices
 
 
-def test_removed_item_approved_earlier_badges_listed(before_and_after):
+def test_removed_item_badge_still_listed(before_and_after):
     before, after = before_and_after
     ana = Chat(before)
     ana.finish_plan()
@@ -225,7 +225,7 @@ def test_removed_question_answer_not_reused(make_engine, tmp_path):
     assert chat.learner().answers.get("transferable_skills") is None
 
 
-def test_removed_question_forget_keep_lands_known(make_engine, tmp_path):
+def test_removed_question_forget_keep(make_engine, tmp_path):
     before = make_engine()
     ana = Chat(before)
     ana.answer_until("values")
