@@ -212,6 +212,8 @@ def forget(turn: Turn) -> None:
         turn.session.scalars(select(Submission.file_sha256).where(Submission.file_sha256.in_(digests)))
     ) if digests else set()
     files_dir = turn.settings.files_dir
+    # NOTE: files are stored once per content, so another learner who uploads the
+    # same bytes between this commit and the deletion keeps a submission whose file is gone.
     for digest in digests - still_used:
         turn.after_commit.append(lambda digest=digest: delete_file(files_dir, digest))
     logger.info("learner %s deleted their data (%d files)", learner.id, len(digests - still_used))
