@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from sqlalchemy import func, select
 
-from bot import commands
+from bot import commands, review
 from bot.app import build_engine
 from bot.config import load_settings
 from bot.engine import Engine, HandledEvent
@@ -116,7 +116,8 @@ class CareerbotMachine(RuleBasedStateMachine):
         learner = self.learner(event.user_id)
         parsed = commands.parse_command(clean_text(event.text or ""))
         staff_command = parsed is not None and parsed[0] in STAFF_COMMANDS
-        if learner is None or staff_command:
+        review_action = (event.action or "").startswith(review.ACTION_PREFIX)
+        if learner is None or staff_command or review_action:
             return  # staff are not led through a flow, and a deleted learner starts over by writing
         guided = bool(last.buttons) or "/" in last.text or "?" in last.text or "type" in last.text.casefold()
         assert guided, (event, learner.state, last.text)
