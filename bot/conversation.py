@@ -1,7 +1,7 @@
 """The learner's conversation: a ``transitions`` machine and the question steps.
 
 One :class:`Conversation` is built per flows definition and shared by every
-learner. A learner's place is the ``state`` column of their row; handling an
+learner. A learner's place is the ``state`` column of their row. Handling an
 event passes the row to the machine as its model for the length of one call,
 so no machine object is kept per learner.
 

@@ -149,7 +149,7 @@ def _handle_command(turn: Turn, conversation: Conversation, name: str, argument:
         if turn.settings.is_coordinator(turn.event.user_key):
             command = commands.COORDINATOR_COMMANDS[name]
         else:
-            logger.warning("coordinator command /%s refused for %s", name, turn.event.user_key)
+            logger.warning("coordinator command /%s rejected: %s is not a coordinator", name, turn.event.user_key)
             turn.reply(turn.t("not_coordinator"))
             reprompt(turn, conversation)
             return

@@ -306,7 +306,7 @@ class Engine:
             return
         if name in commands.REVIEWER_COMMANDS or name in commands.COORDINATOR_COMMANDS:
             if not self._run_staff_command(turn, name, argument):
-                logger.warning("group command /%s refused for %s", name, turn.event.user_key)
+                logger.warning("group command /%s rejected: %s has no reviewer or coordinator role", name, turn.event.user_key)
                 turn.reply(turn.t("review_not_reviewer"), ephemeral=True)
 
     @staticmethod
