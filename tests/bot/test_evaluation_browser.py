@@ -33,6 +33,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PHONE = {"width": 412, "height": 915}
 STARTUP_TIMEOUT_SECONDS = 10
+# A form post can start its navigation after chromedriver's click returns, so
+# the tests wait for what the next page shows rather than reading it at once.
+PAGE_TIMEOUT_SECONDS = 30
 
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
@@ -103,6 +106,12 @@ def evaluate(driver, expression: str):
     return driver.execute_cdp_cmd("Runtime.evaluate", {"expression": expression})["result"]["value"]
 
 
+def wait_for(driver, condition):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, PAGE_TIMEOUT_SECONDS).until(condition)
+
+
 def click_label(driver, field_id: str) -> None:
     """Choose an option by its label, as a person does; this fails when the label is not tied to it."""
     from selenium.webdriver.common.by import By
@@ -122,7 +131,7 @@ def test_browser_fills_and_sends_form(engine, live_server, browser, artifacts):
     assert evaluate(browser, "document.scripts.length") == 0
 
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    summary = browser.find_element(By.CSS_SELECTOR, ".error-summary")
+    summary = wait_for(browser, lambda driver: driver.find_element(By.CSS_SELECTOR, ".error-summary"))
     assert "Choose a rating for Quality of work." in summary.text
     assert browser.title.startswith("Error: ")
     save_full_page(browser, artifacts / "evaluation-form-errors.png")
@@ -138,6 +147,7 @@ def test_browser_fills_and_sends_form(engine, live_server, browser, artifacts):
     save_full_page(browser, artifacts / "evaluation-form-filled.png")
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
+    wait_for(browser, lambda driver: driver.title.startswith("Thank you"))
     assert browser.find_element(By.TAG_NAME, "h1").text == "Thank you"
     save_full_page(browser, artifacts / "evaluation-form-sent.png")
     [submission] = evaluation_submissions(engine)
