@@ -66,7 +66,7 @@ from bot.events import InboundEvent
 
 logger = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
 POLL_TIMEOUT = timedelta(seconds=30)
 MAX_CONCURRENT_UPDATES = 32
 SECRET_TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -154,6 +154,9 @@ class TelegramBot:
             MessageHandler(filters.UpdateType.MESSAGE & filters.ChatType.GROUPS & filters.TEXT,
                            self.on_group_message)
         )
+        application.add_handler(
+            MessageHandler(filters.UpdateType.EDITED_MESSAGE & filters.ChatType.PRIVATE, self.on_private_edit)
+        )
         application.add_handler(TypeHandler(Update, self.on_other_update))
         application.add_error_handler(self.on_error)
 
@@ -220,6 +223,15 @@ class TelegramBot:
         ref = file_ref(message)
         attachment = await download(context.bot, ref) if ref is not None else None
         handled = await self._handle(message_event(update, message, attachment))
+        await self._deliver(handled)
+
+    async def on_private_edit(self, update: Update, context: Context) -> None:
+        """Pass an edited private message to the core, which replies that the edit changed nothing."""
+        message = update.edited_message
+        if message.from_user is None or message.from_user.is_bot:
+            logger.info("edit from a bot in update %s ignored", update.update_id)
+            return
+        handled = await self._handle(message_event(update, message, edited=True))
         await self._deliver(handled)
 
     async def on_group_message(self, update: Update, context: Context) -> None:
@@ -318,7 +330,7 @@ class TelegramBot:
         return False
 
     async def on_other_update(self, update: object, context: Context) -> None:
-        """Log and ignore edited messages, channel posts, group messages that are not text, and the rest."""
+        """Log and ignore group edits, channel posts, group messages that are not text, and the rest."""
         if isinstance(update, Update):
             level = logging.DEBUG if update.message is not None else logging.INFO
             logger.log(level, "update %s (%s) ignored", update.update_id, update_kind(update))

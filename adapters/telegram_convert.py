@@ -106,7 +106,9 @@ def delivery_id(update: Update, part: object) -> str:
     return f"{update.update_id}:{part}"
 
 
-def message_event(update: Update, message: Message, attachment: Attachment | None = None) -> InboundEvent:
+def message_event(update: Update, message: Message, attachment: Attachment | None = None, *,
+                  edited: bool = False) -> InboundEvent:
+    """Convert a message; ``edited`` marks the new version of a message the user changed."""
     user = message.from_user
     return InboundEvent(
         platform=PLATFORM,
@@ -117,8 +119,9 @@ def message_event(update: Update, message: Message, attachment: Attachment | Non
         attachment=attachment,
         chat_type=chat_type(message.chat),
         display_name=user.full_name,
-        start_parameter=start_parameter(message) if message.chat.type == ChatType.PRIVATE else None,
+        start_parameter=start_parameter(message) if message.chat.type == ChatType.PRIVATE and not edited else None,
         received_at=message.date,
+        edited=edited,
     )
 
 

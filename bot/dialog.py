@@ -105,6 +105,11 @@ def handle(turn: Turn, conversation: Conversation) -> None:
         reprompt(turn, conversation)
         return
 
+    if event.edited:
+        logger.info("edited message from learner %s not applied", learner.id)
+        turn.reply(turn.t("edit_ignored"))
+        reprompt(turn, conversation)
+        return
     if event.action is not None:
         _handle_action(turn, conversation, event.action)
         return

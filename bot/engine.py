@@ -250,6 +250,9 @@ class Engine:
         if event.action and event.action.startswith(nudge_commands.ACTION_PREFIX):
             nudge_commands.handle_action(turn, event.action)
             return
+        if event.edited:
+            self._route_edited(turn)
+            return
         is_reviewer = self.settings.is_reviewer(event.user_key)
         if is_reviewer and event.text is not None and not event.text.startswith("/") and review.has_open_draft(turn):
             review.handle_draft_text(turn, event.text[: self.settings.max_message_chars])
@@ -260,6 +263,20 @@ class Engine:
         if self._is_staff(event) and not self._has_learner_record(turn):
             if not self._route_staff(turn):
                 return
+        dialog.handle(turn, self.conversation)
+
+    def _route_edited(self, turn: Turn) -> None:
+        """Tell the user that an edit changes nothing; a learner also gets their current step again.
+
+        An edit must not become an answer or a reviewer's feedback, because the
+        first version was already handled and may have moved the learner on.
+        """
+        event = turn.event
+        if event.chat_type == "group":
+            return
+        if self._is_staff(event) and not self._has_learner_record(turn):
+            turn.reply(turn.t("edit_ignored_staff"))
+            return
         dialog.handle(turn, self.conversation)
 
     def _is_staff(self, event: InboundEvent) -> bool:

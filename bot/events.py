@@ -49,6 +49,8 @@ class InboundEvent:
     opened: bool = False
     start_parameter: str | None = None
     received_at: datetime | None = None
+    edited: bool = False
+    """True when the user changed a message sent earlier; ``text`` is the new text, which the core does not apply."""
 
     @property
     def user_key(self) -> str:

@@ -71,6 +71,8 @@ MESSAGE_FIELDS: dict[str, frozenset[str]] = {
     "message_too_long": frozenset({'maximum'}),
     "unknown_command": frozenset({'command'}),
     "unsupported_message": frozenset(),
+    "edit_ignored": frozenset(),
+    "edit_ignored_staff": frozenset(),
     "file_not_expected": frozenset(),
     "button_expired": frozenset(),
     "question_removed": frozenset(),

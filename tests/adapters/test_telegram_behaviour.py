@@ -446,7 +446,6 @@ async def test_other_updates_get_silence_or_reply(webhook: Harness, telegram_eng
             "allows_multiple_answers": False, "allows_revoting": True, "members_only": False}),
     }
     silent = {
-        "edited": telegram.edited_update(LEARNER, "an edited answer"),
         "edited in a supergroup": telegram.raw("update_edited_message_supergroup"),
         "channel post": telegram.channel_post_update(-1002000000004, "news"),
         "group chatter": telegram.raw("update_supergroup_text"),
@@ -470,6 +469,21 @@ async def test_other_updates_get_silence_or_reply(webhook: Harness, telegram_eng
 
     assert adapter_errors(caplog) == []
     assert load_learner(telegram_engine).state == "consent"
+
+
+async def test_private_edit_gets_reply(webhook: Harness, telegram_engine, caplog):
+    telegram = webhook.telegram
+    await webhook.say(LEARNER, "/start")
+    question = telegram_engine.flows.question("consent")
+    before = len(telegram.sent)
+
+    await webhook.send(telegram.edited_update(LEARNER, "an edited answer"))
+
+    replies = [message.text for message in telegram.sent[before:]]
+    assert replies[0] == telegram_engine.flows.texts("edit_ignored")
+    assert question.prompt.strip().splitlines()[0] in replies[-1]
+    assert load_learner(telegram_engine).state == "consent"
+    assert adapter_errors(caplog) == []
 
 
 async def test_captured_samples_handled_without_error(webhook: Harness, caplog):

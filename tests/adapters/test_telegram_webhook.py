@@ -46,7 +46,7 @@ async def test_webhook_accepts_right_secret(webhook: Harness, telegram_engine):
     assert response.status_code == 200
     assert learner_count(telegram_engine) == 1
     assert webhook.telegram.webhook["url"] == "http://127.0.0.1:8080" + WEBHOOK_PATH
-    assert webhook.telegram.webhook["allowed_updates"] == ["message", "callback_query", "my_chat_member"]
+    assert webhook.telegram.webhook["allowed_updates"] == ["message", "edited_message", "callback_query", "my_chat_member"]
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"message": {}}', b'{"update_id": "7"}'])
