@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,14 +90,18 @@ def _button_blocks(buttons: tuple[Button, ...]) -> list[dict[str, Any]]:
 CORE_COMMANDS = frozenset(LEARNER_COMMANDS) | frozenset(REVIEWER_COMMANDS) | frozenset(COORDINATOR_COMMANDS)
 
 
+def slack_wording(text: str, verbatim: Sequence[str] = ()) -> str:
+    """Spell the core's commands the Slack way in ``text``, except in the user-written ``verbatim`` parts."""
+    return slash_commands(text, SLASH_COMMAND, CORE_COMMANDS, verbatim)
+
+
 def render_message(text: str, buttons: tuple[Button, ...] = ()) -> RenderedMessage:
     """Lay out plain text as sections followed by its buttons, within 50 blocks.
 
     Text that needs more sections than fit is cut after the last section that
     fits, marked with an ellipsis, and the rest is returned as ``overflow`` for
-    a thread reply.
+    a thread reply. Callers apply :func:`slack_wording` first.
     """
-    text = slash_commands(text, SLASH_COMMAND, CORE_COMMANDS)
     pieces = split_sections(text)
     actions = _button_blocks(buttons)
     room = MESSAGE_MAX_BLOCKS - len(actions)

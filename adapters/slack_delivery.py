@@ -24,7 +24,13 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_blocks import RenderedMessage, render_message, shorten_card_evidence, thread_messages
+from adapters.slack_blocks import (
+    RenderedMessage,
+    render_message,
+    shorten_card_evidence,
+    slack_wording,
+    thread_messages,
+)
 from adapters.slack_directory import SlackDirectory
 from adapters.slack_errors import (
     CHANNEL_ERRORS,
@@ -252,7 +258,7 @@ class Delivery:
         return message.kind in REVIEWER_KINDS or message.chat_id == self.settings.reviewer_chat(PLATFORM)
 
     async def _post(self, message: OutboundMessage) -> str | None:
-        text, truncated_evidence = shorten_card_evidence(message.text, message.extra.get("evidence"), self.texts)
+        text, truncated_evidence = shorten_card_evidence(_wording(message), message.extra.get("evidence"), self.texts)
         document = await self._read_document(message)
         if document is not None and not message.buttons and message.ref is None:
             await self.client.files_upload_v2(channel=message.chat_id, file=document[1], filename=document[0],
@@ -316,7 +322,7 @@ class Delivery:
         return document.filename, data
 
     async def _post_ephemeral(self, message: OutboundMessage) -> None:
-        rendered = render_message(message.text, message.buttons)
+        rendered = render_message(_wording(message), message.buttons)
         await self.client.chat_postEphemeral(channel=message.chat_id, user=message.ephemeral_user,
                                              text=rendered.text, blocks=rendered.blocks)
 
@@ -328,7 +334,7 @@ class Delivery:
             return await self._post(message)
         channel, _, ts = found[1].rpartition(":")
         channel = channel or found[0]
-        text, _ = shorten_card_evidence(message.text, message.extra.get("evidence"), self.texts)
+        text, _ = shorten_card_evidence(_wording(message), message.extra.get("evidence"), self.texts)
         rendered = render_message(text, message.buttons)
         try:
             await self.client.chat_update(channel=channel, ts=ts, text=rendered.text, blocks=rendered.blocks)
@@ -356,9 +362,14 @@ class Delivery:
                 task.add_done_callback(self._alerts.discard)
 
     async def _tell(self, user_id: str, text: str) -> None:
-        rendered = render_message(text)
+        rendered = render_message(slack_wording(text))
         try:
             channel = await self.directory.direct_channel(user_id)
             await self.client.chat_postMessage(channel=channel, text=rendered.text, blocks=rendered.blocks)
         except SlackApiError as exc:
             logger.error("could not tell coordinator %s about the reviewer channel: %s", user_id, error_code(exc))
+
+
+def _wording(message: OutboundMessage) -> str:
+    """Return the message's text with the core's commands spelled the Slack way, except in what users wrote."""
+    return slack_wording(message.text, message.extra.get("verbatim", ()))

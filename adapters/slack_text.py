@@ -10,6 +10,7 @@ turned back into what the user typed.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 SLASH_COMMAND = "/careerbot"
 """The app's slash command; its first word names a core command (``/careerbot submit``)."""
@@ -24,17 +25,26 @@ _SEQUENCE = re.compile(r"<([^<>]*)>")
 _COMMAND_MENTION = re.compile(r"(?<![\w/:.])/([a-z][a-z_]{1,31})\b")
 
 
-def slash_commands(text: str, command: str, names: frozenset[str]) -> str:
+def slash_commands(text: str, command: str, names: frozenset[str], verbatim: Sequence[str] = ()) -> str:
     """Rewrite the core's command mentions (``/submit``) as Slack's ``/careerbot submit``.
 
     Slack's client runs a line that starts with ``/`` as a slash command, so a
     learner cannot type ``/submit`` in a DM; the app's one slash command takes
     the core command as its first word instead. Only names in ``names`` are
-    rewritten, so paths and links stay as they are.
+    rewritten, so paths and links stay as they are, and so is every part of
+    ``text`` listed in ``verbatim`` (what a user wrote, such as evidence).
     """
-    return _COMMAND_MENTION.sub(
-        lambda match: f"{command} {match.group(1)}" if match.group(1) in names else match.group(0), text
-    )
+    def rewrite(part: str) -> str:
+        return _COMMAND_MENTION.sub(
+            lambda match: f"{command} {match.group(1)}" if match.group(1) in names else match.group(0), part
+        )
+
+    spans = sorted({span for span in verbatim if span}, key=len, reverse=True)
+    if not spans:
+        return rewrite(text)
+    # The capturing group keeps each verbatim part in the split, at the odd indexes.
+    parts = re.split("(" + "|".join(re.escape(span) for span in spans) + ")", text)
+    return "".join(part if index % 2 else rewrite(part) for index, part in enumerate(parts))
 
 
 def escape(text: str) -> str:

@@ -313,10 +313,11 @@ def prompt_confirm(turn: Turn, conversation: Conversation) -> None:
         prompt_input(turn, conversation)
         return
     buttons = [Button(choice.label, f"{SUBMIT_CONFIRM}:{choice.value}") for choice in _confirm_choices(turn)]
+    preview = evidence_preview(turn, draft)
     turn.reply(
-        turn.t("submit_confirm", title=item.title, kind=turn.t(f"kind_{draft.kind}"),
-               evidence=evidence_preview(turn, draft)),
+        turn.t("submit_confirm", title=item.title, kind=turn.t(f"kind_{draft.kind}"), evidence=preview),
         buttons,
+        verbatim=[preview],
     )
 
 

@@ -31,7 +31,7 @@ from bot.models import Learner, OutboxMessage, PathwayItem, ReviewDecision, Revi
 from bot.outbox import REDACT_KEY
 from bot.catalog import Criterion
 from bot.pathway import find_item_info
-from bot.turn import Turn
+from bot.turn import Turn, verbatim_extra
 from bot.validate import InvalidInput, check_length, clean_text, parse_number
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,8 @@ def _card_extra(turn: Turn, submission: Submission) -> dict:
     adapter with a message size limit can shorten the evidence and nothing else."""
     from bot.evidence import evidence_preview
 
-    return {"submission_id": submission.id, "evidence": evidence_preview(turn, submission)}
+    evidence = evidence_preview(turn, submission)
+    return {"submission_id": submission.id, "evidence": evidence} | verbatim_extra([evidence])
 
 
 def post_card(turn: Turn, submission: Submission) -> None:
@@ -532,7 +533,8 @@ def decide(turn: Turn, submission: Submission, decision: str, criteria: dict, fe
             for criterion in rubric
         )
         turn.send_to_learner(
-            learner, turn.t("learner_changes_requested", title=item.title, feedback=feedback, criteria=results)
+            learner, turn.t("learner_changes_requested", title=item.title, feedback=feedback, criteria=results),
+            verbatim=[feedback],
         )
 
     decided = turn.t("review_decided_by", decision=turn.t(f"decision_{decision}"), reviewer=reviewer_name,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -35,18 +35,21 @@ class Turn:
         return self.flows.texts(key, **values)
 
     def reply(self, text: str, buttons: tuple[Button, ...] | list[Button] = (), *,
-              document: Document | None = None, ephemeral: bool = False, expect_reply: bool = False) -> None:
+              document: Document | None = None, ephemeral: bool = False, expect_reply: bool = False,
+              verbatim: Sequence[str] = ()) -> None:
         """Answer in the chat the event came from.
 
         ``expect_reply`` marks a question that only this user should answer by
         typing; the message's ``extra`` then carries ``reply_from_user_id`` and
         ``reply_from_name``, so that a platform can tie the reply to them in a
         busy group (a Telegram ForceReply addressed to that user).
+        ``verbatim`` lists the parts of ``text`` that a user wrote (see
+        :func:`verbatim_extra`).
         """
-        extra = {}
+        extra = verbatim_extra(verbatim)
         if expect_reply:
-            extra = {"reply_from_user_id": self.event.user_id,
-                     "reply_from_name": self.event.display_name or self.event.user_id}
+            extra |= {"reply_from_user_id": self.event.user_id,
+                      "reply_from_name": self.event.display_name or self.event.user_id}
         self.messages.append(
             OutboundMessage(
                 platform=self.event.platform,
@@ -61,7 +64,8 @@ class Turn:
         )
 
     def send_to_learner(self, learner: Learner, text: str, buttons: tuple[Button, ...] = (), *,
-                        kind: str = "notice", document: Document | None = None) -> None:
+                        kind: str = "notice", document: Document | None = None,
+                        verbatim: Sequence[str] = ()) -> None:
         """Message a learner in their own chat, whoever caused it."""
         self.messages.append(
             OutboundMessage(
@@ -72,6 +76,7 @@ class Turn:
                 learner_id=learner.id,
                 kind=kind,
                 document=document,
+                extra=verbatim_extra(verbatim),
             )
         )
 
@@ -84,6 +89,16 @@ class Turn:
         if zone:
             return self.now.astimezone(ZoneInfo(zone)).date()
         return self.now.date()
+
+
+def verbatim_extra(verbatim: Sequence[str]) -> dict[str, list[str]]:
+    """Return the ``extra`` entry that lists the user-written parts of a message's text.
+
+    An adapter that rewrites the bot's own wording for its platform (Slack
+    spells ``/submit`` as ``/careerbot submit``) leaves these parts as typed.
+    """
+    spans = [span for span in verbatim if span]
+    return {"verbatim": spans} if spans else {}
 
 
 def name_suffix(learner: Learner) -> str:

@@ -12,6 +12,7 @@ from adapters.slack_blocks import (
     read_change_request,
     render_message,
     shorten_card_evidence,
+    slack_wording,
     thread_messages,
 )
 from adapters.slack_inbound import (
@@ -187,11 +188,17 @@ def test_needs_file_info_cases():
     assert not needs_file_info({"id": "F1", "url_private": "https://files.slack.com/x", "size": 3})
 
 
-def test_render_message_rewrites_core_commands():
-    rendered = render_message("Type /submit when ready, or /help. Open https://x.example/plan or /usr/plan.")
+def test_slack_wording_rewrites_core_commands():
+    text = slack_wording("Type /submit when ready, or /help. Open https://x.example/plan or /usr/plan.")
 
-    text = rendered.blocks[0]["text"]["text"]
     assert "/careerbot submit" in text
     assert "/careerbot help" in text
     assert "https://x.example/plan" in text
     assert "/usr/plan" in text
+
+
+def test_slack_wording_keeps_verbatim_parts():
+    evidence = "I used /submit and /help (twice)."
+    text = slack_wording(f"Evidence:\n{evidence}\nType /submit to send it. {evidence}", [evidence, ""])
+
+    assert text == f"Evidence:\n{evidence}\nType /careerbot submit to send it. {evidence}"

@@ -114,3 +114,23 @@ async def test_journey_request_changes_then_resubmit(slack):
 
     assert len(slack.posted(REVIEWERS)) == 2
     assert "Changes requested by Rita on" in section_text(slack.posted(REVIEWERS)[1])
+
+
+async def test_user_text_keeps_commands_as_typed(slack):
+    reflection = REFLECTION + " Next I will /submit my CV and check /help."
+    await complete_plan(slack, LEARNER)
+    await slack.command(LEARNER, "submit")
+    await slack.press_label(LEARNER, "Use career services")
+    await slack.press(LEARNER, "submit_kind:reflection")
+    await slack.say(LEARNER, reflection)
+    confirm = slack.last_text(slack.dm(LEARNER))
+    await slack.press(LEARNER, "submit_confirm:send")
+
+    await slack.press(REVIEWER, "rv:c:1", channel=REVIEWERS)
+    await slack.submit_change_request(REVIEWER, [True, False, True], "Say what /plan shows you.")
+    notice = slack.last_text(slack.dm(LEARNER))
+
+    assert reflection in confirm
+    assert reflection in section_text(slack.posted(REVIEWERS)[0])
+    assert "Say what /plan shows you." in notice
+    assert "Type /careerbot submit to send a new version." in notice
