@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from bot.config import ENV_PREFIX, ConfigError, Settings, load_settings
+from bot.config import ENV_PREFIX, MIN_PROCESSED_UPDATE_RETENTION_DAYS, ConfigError, Settings, load_settings
 from bot.flows import FlowsInvalid, load_flows
 
 logger = logging.getLogger("careerbot")
@@ -99,6 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "job tables when job_queue is procrastinate (also done on "
                                                      "every start)")
     _add_common_options(upgrade)
+    from bot.housekeeping import PRUNE_BATCH_ROWS
+
+    retention = Settings.model_fields["processed_update_retention_days"]
+    prune = db_commands.add_parser(
+        "prune", help="delete the records of inbound updates handled more than processed_update_retention_days ago",
+        description="Delete the processed_updates rows (the records that make a redelivered update change "
+                    "nothing) of updates handled more than processed_update_retention_days ago: "
+                    f"{retention.default} days by default, at least {MIN_PROCESSED_UPDATE_RETENTION_DAYS}, set with "
+                    f"{ENV_PREFIX}PROCESSED_UPDATE_RETENTION_DAYS. Each transaction deletes at most "
+                    f"{PRUNE_BATCH_ROWS} rows. A redelivery of a deleted update would be handled again. careerbot "
+                    "run and serve (job_queue in-process) and careerbot worker (procrastinate) do this once a day; "
+                    "run this command from cron when only careerbot chat or nudges run-once use the database.")
+    _add_common_options(prune)
     return parser
 
 
@@ -167,6 +180,23 @@ def _run_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _run_db_prune(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import db
+    from bot.housekeeping import prune_processed_updates
+    from bot.models import utcnow
+
+    _configure_logging(settings, to_file=False)
+    days = settings.processed_update_retention_days
+    database = db.make_engine(settings.resolved_database_url, connect_timeout=settings.database_connect_timeout)
+    try:
+        db.upgrade(database)
+        deleted = prune_processed_updates(db.make_session_factory(database), retention_days=days, now=utcnow())
+    finally:
+        database.dispose()
+    print(f"deleted {deleted} processed update record(s) older than {days} days")
+    return 0
+
+
 def _run_platform(args: argparse.Namespace, settings: Settings) -> int:
     _configure_logging(settings, to_file=False)
     mode = settings.telegram_mode if args.platform == "telegram" else settings.slack_mode
@@ -176,9 +206,9 @@ def _run_platform(args: argparse.Namespace, settings: Settings) -> int:
                   "needs job_queue in-process; with procrastinate, use webhook or http mode with careerbot serve "
                   "and careerbot worker", file=sys.stderr)
             return 2
-        # careerbot worker checks the reminder rules as a periodic job.
+        # careerbot worker checks the reminder rules and prunes as periodic jobs.
         return _start_platform(args.platform, settings)
-    with _nudge_runner(settings):
+    with _background_work(settings):
         return _start_platform(args.platform, settings)
 
 
@@ -201,9 +231,9 @@ def _run_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     _configure_logging(settings, to_file=False)
     if not settings.outbox_delivered_in_process:
-        # careerbot worker checks the reminder rules as a periodic job.
+        # careerbot worker checks the reminder rules and prunes as periodic jobs.
         return serve(settings, workers=args.workers)
-    with _nudge_runner(settings):
+    with _background_work(settings):
         return serve(settings, workers=args.workers)
 
 
@@ -223,22 +253,29 @@ def _run_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 @contextmanager
-def _nudge_runner(settings: Settings) -> Iterator[None]:
-    """Check the reminder rules in a background thread while the block runs (unless nudge_check_minutes is 0)."""
-    if settings.nudge_check_minutes == 0:
-        logger.info("nudge_check_minutes is 0: reminder rules are not checked by this process")
-        yield
-        return
+def _background_work(settings: Settings) -> Iterator[None]:
+    """Run background threads while the block runs: the reminder checks and the daily prune of processed updates.
+
+    The reminder rules are not checked when nudge_check_minutes is 0. Pruning
+    runs in any case, because that setting is about reminders only.
+    """
     from bot.app import build_engine
+    from bot.housekeeping import PruneRunner
     from bot.nudge_scheduler import NudgeRunner
 
     engine = build_engine(settings)
-    runner = NudgeRunner(engine)
-    runner.start()
+    runners: list[NudgeRunner | PruneRunner] = [PruneRunner(engine)]
+    if settings.nudge_check_minutes == 0:
+        logger.info("nudge_check_minutes is 0: reminder rules are not checked by this process")
+    else:
+        runners.append(NudgeRunner(engine))
     try:
+        for runner in runners:
+            runner.start()
         yield
     finally:
-        runner.stop()
+        for runner in runners:
+            runner.stop()
         engine.session_factory.kw["bind"].dispose()
 
 
@@ -305,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_report(args, settings)
         if args.command == "nudges":
             return _run_nudges(args, settings)
+        if args.db_command == "prune":
+            return _run_db_prune(args, settings)
         return _run_db_upgrade(args, settings)
     except ConfigError as exc:
         print(f"careerbot: {exc}", file=sys.stderr)

@@ -22,6 +22,10 @@ from bot.quiet_hours import parse_span
 ENV_PREFIX = "CAREERBOT_"
 SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
 DEFAULT_DATA_DIR = "careerbot-data"
+MIN_PROCESSED_UPDATE_RETENTION_DAYS = 2
+"""Shortest retention of processed_updates rows, in days. Telegram keeps an undelivered update for at most
+24 hours (Bot API documentation, "Getting updates"). Slack retries a failed event three times, the last one
+after 5 minutes (Events API documentation, "Retries"). 2 days outlast both with a day to spare."""
 
 
 class ConfigError(Exception):
@@ -75,6 +79,13 @@ class Settings(BaseModel):
         description="'in-process': each careerbot run or serve process delivers its outbox and checks reminder "
         "rules itself (one process, SQLite or PostgreSQL); 'procrastinate': careerbot worker processes do it "
         "as procrastinate jobs on PostgreSQL, and serve workers only queue them",
+    )
+    processed_update_retention_days: int = Field(
+        default=30, ge=MIN_PROCESSED_UPDATE_RETENTION_DAYS, le=3650,
+        description="days the record of a handled inbound update is kept, so that a redelivery of the update "
+        "changes nothing. careerbot run, serve or worker deletes older records once a day, and an update "
+        "redelivered after that is handled again. At least 2, because Telegram keeps an undelivered update "
+        "for at most 24 hours and Slack retries a failed event within minutes",
     )
 
     # --- nudges ---

@@ -22,6 +22,9 @@ processes (``bot.job_worker``). The tasks:
 ``careerbot.retry_stalled_jobs`` (every ``STALLED_CHECK_SECONDS``)
     Puts back in the queue the jobs of a worker that stopped sending
     heartbeats (killed or frozen), so they run again elsewhere.
+``careerbot.prune_processed_updates`` (daily, ``PRUNE_CRON``)
+    Deletes the records of handled updates older than
+    ``processed_update_retention_days`` (``bot.housekeeping``).
 
 procrastinate's periodic deferrer inserts each periodic run with a unique
 (task, timestamp) key, so each run is done by exactly one worker however many
@@ -32,7 +35,8 @@ With ``job_queue: in-process`` none of this runs: each ``careerbot run`` or
 ``serve`` process delivers its own outbox through the adapter's delivery loop
 (the same send functions that ``deliver_outbox`` calls) and checks the
 reminder rules in a thread (``bot.nudge_scheduler.NudgeRunner``, which calls
-the same ``run_once``).
+the same ``run_once``), and prunes processed updates in another
+(``bot.housekeeping.PruneRunner``).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from sqlalchemy import Engine as DatabaseEngine
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from bot import housekeeping
 from bot.config import Settings
 from bot.engine import Engine, HandledEvent
 from bot.events import InboundEvent
@@ -64,9 +69,13 @@ DELIVER_OUTBOX = "careerbot.deliver_outbox"
 SWEEP_OUTBOX = "careerbot.sweep_outbox"
 CHECK_NUDGES = "careerbot.check_nudges"
 RETRY_STALLED_JOBS = "careerbot.retry_stalled_jobs"
+PRUNE_PROCESSED_UPDATES = "careerbot.prune_processed_updates"
 
 OUTBOX_SWEEP_SECONDS = 10
 STALLED_CHECK_SECONDS = 15
+PRUNE_CRON = "17 3 * * *"
+"""Once a day at 03:17 UTC (procrastinate reads cron expressions in UTC). A run that no worker starts
+within 10 minutes of its time is skipped, and the next day's run deletes those rows too."""
 HEARTBEAT_SECONDS = 5.0
 """How often a worker records that it is alive."""
 STALLED_AFTER_SECONDS = 20.0
@@ -148,6 +157,9 @@ def build_job_app(settings: Settings) -> procrastinate.App:
     stalled = app.task(name=RETRY_STALLED_JOBS, pass_context=True, queueing_lock=RETRY_STALLED_JOBS)(
         retry_stalled_jobs)
     app.periodic(cron=f"* * * * * */{STALLED_CHECK_SECONDS}")(stalled)
+    prune = app.task(name=PRUNE_PROCESSED_UPDATES, pass_context=True, retry=RETRY,
+                     queueing_lock=PRUNE_PROCESSED_UPDATES)(prune_processed_updates)
+    app.periodic(cron=PRUNE_CRON)(prune)
     if settings.nudge_check_minutes > 0:
         nudges = app.task(name=CHECK_NUDGES, pass_context=True, retry=RETRY, queueing_lock=CHECK_NUDGES)(
             check_nudges)
@@ -335,6 +347,14 @@ async def check_nudges(context: procrastinate.JobContext, timestamp: int) -> int
         for platform in delivery_platforms(runtime.settings):
             await queue_delivery(context.app, platform)
     return summary.queued
+
+
+async def prune_processed_updates(context: procrastinate.JobContext, timestamp: int) -> int:
+    """Delete the records of handled updates older than the retention; return how many."""
+    engine = _runtime(context).engine
+    return await asyncio.to_thread(housekeeping.prune_processed_updates, engine.session_factory,
+                                   retention_days=engine.settings.processed_update_retention_days,
+                                   now=engine.clock())
 
 
 async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> int:

@@ -270,13 +270,16 @@ class ChatMigration(Base):
 
 
 class ProcessedUpdate(Base):
-    """An inbound update already handled; its key turns a redelivery into a no-op."""
+    """An inbound update already handled; its key turns a redelivery into a no-op.
+
+    ``bot.housekeeping`` deletes rows older than ``processed_update_retention_days``.
+    """
 
     __tablename__ = "processed_updates"
 
     platform: Mapped[str] = mapped_column(String(16), primary_key=True)
     update_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    handled_at: Mapped[datetime] = mapped_column(default=utcnow)
+    handled_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     def __repr__(self) -> str:
         return f"ProcessedUpdate({self.platform}:{self.update_id})"

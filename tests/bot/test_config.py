@@ -72,12 +72,21 @@ def test_database_url_defaults_to_sqlite_in_data_dir():
     ({"CAREERBOT_REVIEWERS": "alice"}, "reviewers"),
     ({"CAREERBOT_REVIEWER_CHATS": "slack"}, "REVIEWER_CHATS"),
     ({"CAREERBOT_LOG_LEVEL": "LOUD"}, "log_level"),
+    ({"CAREERBOT_PROCESSED_UPDATE_RETENTION_DAYS": "1"}, "processed_update_retention_days"),
 ])
 def test_invalid_env_value_names_setting(environ, setting):
     with pytest.raises(ConfigError) as caught:
         load_settings(environ=environ)
 
     assert setting in str(caught.value)
+
+
+def test_retention_default_and_env():
+    default = load_settings(environ={})
+    shortest = load_settings(environ={"CAREERBOT_PROCESSED_UPDATE_RETENTION_DAYS": "2"})
+
+    assert default.processed_update_retention_days == 30
+    assert shortest.processed_update_retention_days == 2
 
 
 def test_unknown_file_key_names_it(tmp_path):

@@ -1,14 +1,17 @@
-"""procrastinate jobs on PostgreSQL: schema, queued deliveries, periodic runs and stalled jobs."""
+"""procrastinate jobs on PostgreSQL: schema, queued deliveries, periodic runs, pruning and stalled jobs."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, select, text
 
 from bot import jobs
 from bot.config import ConfigError, load_settings
 from bot.engine import HandledEvent
 from bot.events import OutboundMessage
+from bot.models import ProcessedUpdate
 from tests.conftest import make_event
 
 
@@ -85,6 +88,7 @@ def test_periodic_tasks_registered(job_app, job_settings):
         jobs.SWEEP_OUTBOX: f"* * * * * */{jobs.OUTBOX_SWEEP_SECONDS}",
         jobs.RETRY_STALLED_JOBS: f"* * * * * */{jobs.STALLED_CHECK_SECONDS}",
         jobs.CHECK_NUDGES: "*/5 * * * *",
+        jobs.PRUNE_PROCESSED_UPDATES: "17 3 * * *",
     }
 
 
@@ -93,6 +97,27 @@ def test_nudges_not_scheduled_when_off(job_settings):
 
     names = {task.task.name for task in app.periodic_registry.periodic_tasks.values()}
     assert jobs.CHECK_NUDGES not in names
+    assert jobs.PRUNE_PROCESSED_UPDATES in names
+
+
+async def test_prune_job_runs_in_worker(postgres_engine, job_app, job_settings):
+    postgres_engine.settings = job_settings.model_copy(update={"processed_update_retention_days": 10})
+    now = postgres_engine.clock()
+    with postgres_engine.session_factory() as session, session.begin():
+        session.execute(insert(ProcessedUpdate), [
+            {"platform": "telegram", "update_id": "old", "handled_at": now - timedelta(days=11)},
+            {"platform": "telegram", "update_id": "recent", "handled_at": now - timedelta(days=9)},
+        ])
+
+    async with job_app.open_async():
+        await job_app.configure_task(jobs.PRUNE_PROCESSED_UPDATES).defer_async(timestamp=0)
+        await job_app.run_worker_async(wait=False, install_signal_handlers=False, delete_jobs="never",
+                                       additional_context={"runtime": jobs.WorkerRuntime(postgres_engine)})
+
+    # The worker's periodic deferrer may add a run of its own when this test runs just after 03:17 UTC.
+    assert ("succeeded", {"timestamp": 0}) in job_rows(postgres_engine, jobs.PRUNE_PROCESSED_UPDATES)
+    with postgres_engine.session_factory() as session:
+        assert session.scalars(select(ProcessedUpdate.update_id)).all() == ["recent"]
 
 
 @pytest.mark.parametrize(("minutes", "cron"), [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from bot import db
 from bot.cli import main as cli_main
@@ -57,4 +57,28 @@ def test_db_upgrade_cli(tmp_path, capsys):
     assert "database is up to date" in capsys.readouterr().out
     engine = db.make_engine(f"sqlite:///{data_dir / 'careerbot.sqlite3'}")
     assert schema_differences(engine) == []
+    engine.dispose()
+
+
+def test_postgres_upgrade_matches_models(postgres_database):
+    engine = db.make_engine(postgres_database)
+
+    db.upgrade(engine)
+
+    assert schema_differences(engine) == []
+    engine.dispose()
+
+
+def test_postgres_index_step_runs_again(postgres_database):
+    engine = db.make_engine(postgres_database)
+    db.upgrade(engine, "0005")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE INDEX ix_processed_updates_handled_at ON processed_updates (handled_at)"))
+
+    db.upgrade(engine)
+
+    assert schema_differences(engine) == []
+    db.downgrade(engine, "0005")
+    assert "ix_processed_updates_handled_at" not in {
+        index["name"] for index in inspect(engine).get_indexes("processed_updates")}
     engine.dispose()
