@@ -136,6 +136,16 @@ class CareerbotMachine(RuleBasedStateMachine):
     def type_anything(self, user: str, text: str) -> None:
         self.send(user, text=text)
 
+    @rule(user=st.sampled_from(LEARNERS + ("rita",)), text=st.sampled_from(COMMANDS + ODD_TEXTS))
+    def edit_message(self, user: str, text: str) -> None:
+        before = self.learner(user)
+        self.send(user, text=text, edited=True)
+        after = self.learner(user)
+        if before is not None:
+            assert after is not None, "an edit deleted the learner"
+            assert after.state == before.state, (text, before.state, after.state)
+            assert after.answers == before.answers, text
+
     @rule(user=st.sampled_from(LEARNERS))
     def answer_question(self, user: str) -> None:
         learner = self.learner(user)
