@@ -31,6 +31,8 @@ from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -59,6 +61,13 @@ from bot.validate import clean_text
 logger = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+DATABASE_ERRORS = (DBAPIError, SQLAlchemyTimeoutError)
+DATABASE_RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 60.0, 60.0, 60.0, 60.0)
+"""Seconds to wait before each new try of an event that failed on the database: about 5.8 minutes in all.
+
+Slack does not redeliver an event it has an acknowledgement for, so the
+adapter itself tries again. Each try is one transaction that claims the
+event's id, so a try whose commit did land makes the next one a no-op."""
 
 
 class SlackBot:
@@ -81,6 +90,7 @@ class SlackBot:
         self._handler: AsyncSlackRequestHandler | None = None
         self._start_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
+        self._closing = asyncio.Event()
         self._homes_running: set[str] = set()
         self._homes_dirty: set[str] = set()
         self._learner_users = BoundedCache()
@@ -115,7 +125,11 @@ class SlackBot:
         logger.info("slack adapter started (API %s)", self.settings.slack_base_url)
 
     async def aclose(self) -> None:
-        """Finish the work already acknowledged, then stop delivery and close the HTTP session."""
+        """Finish the work already acknowledged, then stop delivery and close the HTTP session.
+
+        Events waiting to try the database again get one last try.
+        """
+        self._closing.set()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         if self.app is not None:
@@ -205,7 +219,7 @@ class SlackBot:
     # --- work after the acknowledgement ----------------------------------------------
 
     async def _handle(self, event: InboundEvent) -> HandledEvent:
-        handled = await asyncio.to_thread(self.engine.handle, event)
+        handled = await self._handle_with_retries(event)
         if handled.duplicate:
             return handled
         self.delivery.wake()
@@ -217,6 +231,29 @@ class SlackBot:
         for user_id in user_ids:
             self._refresh_home(user_id)
         return handled
+
+    async def _handle_with_retries(self, event: InboundEvent) -> HandledEvent:
+        """Run the core on ``event``, trying again with growing pauses while the database fails.
+
+        NOTE: an event whose database stays down through every delay in
+        ``DATABASE_RETRY_DELAYS``, or past the adapter's shutdown, is lost,
+        because Slack already has its acknowledgement.
+        """
+        for delay in (*DATABASE_RETRY_DELAYS, None):
+            try:
+                return await asyncio.to_thread(self.engine.handle, event)
+            except DATABASE_ERRORS as exc:
+                if delay is None or self._closing.is_set():
+                    logger.error("slack event %s from %s lost: the database failed on every try (%s)",
+                                 event.update_id, event.user_key, type(exc).__name__)
+                    raise
+                logger.warning("slack event %s from %s failed on the database (%s); trying again in %.0f s",
+                               event.update_id, event.user_key, type(exc).__name__, delay)
+                try:
+                    await asyncio.wait_for(self._closing.wait(), delay)
+                except TimeoutError:
+                    pass
+        raise AssertionError("unreachable")
 
     async def _handle_message(self, body: dict) -> None:
         event = body["event"]
