@@ -14,7 +14,7 @@ from bot.events import Button, Document
 from bot.files import delete_file
 from bot.models import OutboxMessage, ReviewDecision, ReviewDraft, Submission
 from bot.questions import ChoiceSpec
-from bot.review import withdraw_cards, withdraw_views
+from bot.review_cards import withdraw_cards, withdraw_views
 from bot.turn import Turn
 from bot.validate import InvalidInput, match_choice
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from bot import account, assertions, evidence, nudge_commands, report_commands, review, sharing
+from bot import account, assertions, evidence, nudge_commands, report_commands, review, review_cards, sharing
 from bot import evaluation_commands, supervisor
 from bot.conversation import DETOURS, EDIT_CHOOSE, HOME, Conversation
 from bot.events import Button
@@ -217,12 +217,12 @@ def choose_edit(turn: Turn, conversation: Conversation, text: str) -> None:
 
 
 def cmd_queue(turn: Turn, conversation: Conversation | None, argument: str) -> bool:
-    review.show_queue(turn)
+    review_cards.show_queue(turn)
     return False
 
 
 def cmd_review(turn: Turn, conversation: Conversation | None, argument: str) -> bool:
-    review.show_card(turn, argument)
+    review_cards.show_card(turn, argument)
     return False
 
 

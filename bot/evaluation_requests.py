@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
-from bot import mailer, review
+from bot import mailer, review_cards
 from bot.catalog import EvaluationRubric
 from bot.config import Settings
 from bot.flows import Flows
@@ -321,7 +321,7 @@ def record_evaluation(turn: Turn, token: str, answers: EvaluationAnswers) -> Lin
                 learner.id, item.item_key)
 
     turn.send_to_learner(learner, turn.t("learner_evaluation_arrived", name=request.supervisor_name, title=item.title))
-    review.post_card(turn, submission)
+    review_cards.post_card(turn, submission)
     return LinkState.VALID
 
 

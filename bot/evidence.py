@@ -12,7 +12,7 @@ import logging
 
 from sqlalchemy import select
 
-from bot import account, review, supervisor
+from bot import account, review_cards, supervisor
 from bot.conversation import HOME, SUBMIT_CONFIRM, SUBMIT_INPUT, SUBMIT_ITEM, SUBMIT_KIND, Conversation
 from bot.events import Attachment, Button
 from bot.files import store_file
@@ -356,7 +356,7 @@ def send(turn: Turn, conversation: Conversation, item: PathwayItem) -> None:
     leave(turn, conversation)
     turn.reply(turn.t("submit_sent", title=item.title))
     account.home_prompt(turn, conversation)
-    review.post_card(turn, draft)
+    review_cards.post_card(turn, draft)
 
 
 def leave(turn: Turn, conversation: Conversation) -> None:

@@ -1,4 +1,4 @@
-"""Reviewers: submission cards, decisions, and change requests with feedback.
+"""Reviewers: decisions, and change requests with feedback (the cards are in :mod:`bot.review_cards`).
 
 Buttons carry short actions: ``rv:a:<submission>`` approves,
 ``rv:c:<submission>`` starts a change request, and
@@ -21,244 +21,30 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import select
 
 from bot import assertions, badges, chats
-from bot.events import Button, Document, OutboundMessage
-from bot.files import file_path
-from bot.models import Learner, OutboxMessage, PathwayItem, ReviewDecision, ReviewDraft, Submission
-from bot.outbox import REDACT_KEY
-from bot.catalog import Criterion
-from bot.pathway import find_item_info
-from bot.turn import Turn, verbatim_extra
+from bot.events import Button, OutboundMessage
+from bot.models import ReviewDecision, ReviewDraft, Submission
+from bot.review_cards import (
+    ACTION_PREFIX,
+    card_extra,
+    card_ref,
+    card_text,
+    decision_stamp,
+    item_rubric,
+    item_title,
+    load_submission,
+)
+from bot.turn import Turn
 from bot.validate import InvalidInput, check_length, clean_text, parse_number
 
 logger = logging.getLogger(__name__)
 
-ACTION_PREFIX = "rv:"
 FORM_VERB = "f"
 FEEDBACK_MAX_CHARS = 4000
-VIEW_KIND = "review_view"
-"""The outbox kind of a /queue or /review N reply, which shows learners' data to a reviewer.
-
-Its text stays in the outbox only until it is sent, and /forget deletes the
-unsent ones about the learner (:func:`withdraw_views`).
-"""
-VIEW_LEARNERS = "learner_ids"
 MET_WORDS = {"met", "yes", "y", "1"}
 NOT_MET_WORDS = {"not met", "no", "n", "0", "2"}
-
-
-def card_ref(submission_id: int) -> str:
-    return f"submission:{submission_id}"
-
-
-def _learner_name(learner: Learner) -> str:
-    return learner.name or f"{learner.platform}:{learner.platform_user_id}"
-
-
-def _rubric(turn: Turn, item: PathwayItem) -> tuple[Criterion, ...]:
-    """The item's rubric criteria in order; none for an item the catalog no longer has."""
-    info = find_item_info(turn.flows.catalog, item.item_key)
-    return info.rubric if info is not None else ()
-
-
-def _title(turn: Turn, item: PathwayItem) -> str:
-    """The item's title in the catalog, or as stored with the pathway when the catalog no longer has it."""
-    info = find_item_info(turn.flows.catalog, item.item_key)
-    return info.title if info is not None else item.title
-
-
-def card_text(turn: Turn, submission: Submission) -> str:
-    from bot.evidence import evidence_preview
-
-    learner = submission.learner
-    item = submission.item
-    rubric = _rubric(turn, item)
-    criteria = "\n".join(f"{number}. {criterion.text}" for number, criterion in enumerate(rubric, start=1))
-    history = _history_lines(turn, submission)
-    return turn.t(
-        "review_card",
-        submission_id=submission.id,
-        learner=_learner_name(learner),
-        level=item.level,
-        title=_title(turn, item),
-        kind=turn.t(f"kind_{submission.kind}"),
-        evidence=evidence_preview(turn, submission),
-        criteria=criteria,
-        history="\n".join(history) if history else turn.t("review_no_history"),
-    )
-
-
-def _history_lines(turn: Turn, submission: Submission) -> list[str]:
-    earlier = turn.session.scalars(
-        select(ReviewDecision)
-        .join(Submission)
-        .where(Submission.item_id == submission.item_id, Submission.id != submission.id)
-        .order_by(ReviewDecision.decided_at)
-    ).all()
-    return [
-        turn.t("review_history_line", decision=turn.t(f"decision_{entry.decision}"), reviewer=entry.reviewer_name,
-               date=entry.decided_at.date().isoformat(), feedback=entry.feedback or "-")
-        for entry in earlier
-    ]
-
-
-def _card_buttons(turn: Turn, submission_id: int) -> tuple[Button, ...]:
-    return (
-        Button(turn.t("review_approve"), f"{ACTION_PREFIX}a:{submission_id}"),
-        Button(turn.t("review_request_changes"), f"{ACTION_PREFIX}c:{submission_id}"),
-    )
-
-
-def _card_document(turn: Turn, submission: Submission) -> Document | None:
-    if submission.kind != "file" or not submission.file_sha256:
-        return None
-    return Document(
-        filename=submission.file_name or "evidence",
-        content_type=submission.file_type or "application/octet-stream",
-        path=str(file_path(turn.settings.files_dir, submission.file_sha256)),
-    )
-
-
-def _card_extra(turn: Turn, submission: Submission) -> dict:
-    """The submission id and the evidence text as it appears in the card, so an
-    adapter with a message size limit can shorten the evidence and nothing else."""
-    from bot.evidence import evidence_preview
-
-    evidence = evidence_preview(turn, submission)
-    return {"submission_id": submission.id, "evidence": evidence} | verbatim_extra([evidence])
-
-
-def post_card(turn: Turn, submission: Submission) -> None:
-    """Post a pending submission to the reviewer chat of the learner's platform."""
-    platform = submission.learner.platform
-    chat_id = chats.reviewer_chat(turn.session, turn.settings, platform)
-    if chat_id is None:
-        logger.warning("no reviewer chat configured for %s; submission %s waits in /queue", platform, submission.id)
-        return
-    turn.send(
-        OutboundMessage(
-            platform=platform,
-            chat_id=chat_id,
-            text=card_text(turn, submission),
-            buttons=_card_buttons(turn, submission.id),
-            ref=card_ref(submission.id),
-            document=_card_document(turn, submission),
-            kind="review_card",
-            extra=_card_extra(turn, submission),
-        )
-    )
-
-
-def withdraw_cards(turn: Turn, submission_ids: list[int]) -> None:
-    """Remove a deleted learner's data from the review cards of ``submission_ids``.
-
-    Cards and card updates not yet sent are deleted. A card already sent keeps
-    its outbox row, with the text replaced by a notice, so that an adapter can
-    still find the platform message and edit it to show the notice.
-    """
-    refs = {card_ref(submission_id): submission_id for submission_id in submission_ids}
-    if not refs:
-        return
-    rows = turn.session.scalars(
-        select(OutboxMessage).where(or_(OutboxMessage.ref.in_(refs), OutboxMessage.edit_ref.in_(refs)))
-    ).all()
-    for row in rows:
-        if row.ref not in refs or row.status != "sent":
-            turn.session.delete(row)
-            continue
-        notice = turn.t("review_card_withdrawn", submission_id=refs[row.ref])
-        row.payload = {"text": notice}
-        turn.send(OutboundMessage(platform=row.platform, chat_id=row.chat_id, text=notice, edit_ref=row.ref,
-                                  kind="card_update"))
-
-
-def withdraw_views(turn: Turn, learner_id: int) -> None:
-    """Delete the unsent /queue and /review N replies that show this learner; sent ones no longer hold text."""
-    pending = turn.session.scalars(
-        select(OutboxMessage).where(OutboxMessage.kind == VIEW_KIND, OutboxMessage.status == "pending")
-    ).all()
-    for row in pending:
-        if learner_id in (row.payload.get("extra") or {}).get(VIEW_LEARNERS, ()):
-            turn.session.delete(row)
-
-
-def _reply_view(turn: Turn, text: str, learners: Sequence[Learner], buttons: tuple[Button, ...] = (),
-                document: Document | None = None) -> None:
-    """Answer a reviewer with text that shows ``learners``' data, as a message of :data:`VIEW_KIND`."""
-    turn.send(
-        OutboundMessage(
-            platform=turn.event.platform,
-            chat_id=turn.event.chat_id,
-            text=text,
-            buttons=buttons,
-            document=document,
-            learner_id=turn.learner.id if turn.learner is not None else None,
-            kind=VIEW_KIND,
-            extra={REDACT_KEY: [text], VIEW_LEARNERS: sorted({learner.id for learner in learners})},
-        )
-    )
-
-
-def _load_submission(turn: Turn, submission_id: int, *, lock: bool = False) -> Submission | None:
-    query = (
-        select(Submission)
-        .where(Submission.id == submission_id)
-        .options(selectinload(Submission.decision), selectinload(Submission.learner))
-    )
-    if lock:
-        query = query.with_for_update()
-    return turn.session.scalar(query)
-
-
-# --- commands ---------------------------------------------------------------------
-
-
-def show_queue(turn: Turn) -> None:
-    """/queue: list the submissions waiting for a decision, oldest first."""
-    pending = turn.session.scalars(
-        select(Submission)
-        .where(Submission.status == "pending")
-        .order_by(Submission.submitted_at)
-        .limit(50)
-        .options(selectinload(Submission.learner), selectinload(Submission.item))
-    ).all()
-    if not pending:
-        turn.reply(turn.t("review_queue_empty"))
-        return
-    lines = [turn.t("review_queue_header", count=len(pending))]
-    for submission in pending:
-        lines.append(
-            turn.t("review_queue_line", submission_id=submission.id, learner=_learner_name(submission.learner),
-                   title=submission.item.title, date=submission.submitted_at.date().isoformat())
-        )
-    _reply_view(turn, "\n".join(lines), [submission.learner for submission in pending])
-
-
-def show_card(turn: Turn, argument: str) -> None:
-    """/review N: show one submission with its rubric and the decision buttons."""
-    submission_id = parse_number(argument)
-    submission = _load_submission(turn, submission_id) if submission_id is not None else None
-    if submission is None or submission.status == "draft":
-        turn.reply(turn.t("review_not_found", submission_id=argument.strip() or "-"))
-        return
-    buttons = _card_buttons(turn, submission.id) if submission.status == "pending" else ()
-    _reply_view(turn, card_text(turn, submission) + _decided_suffix(turn, submission), [submission.learner], buttons,
-                document=_card_document(turn, submission))
-
-
-def _decided_suffix(turn: Turn, submission: Submission) -> str:
-    decision = submission.decision
-    if decision is None:
-        return ""
-    return "\n\n" + turn.t("review_decided_by", decision=turn.t(f"decision_{decision.decision}"),
-                           reviewer=decision.reviewer_name, time=_stamp(decision))
-
-
-def _stamp(decision: ReviewDecision) -> str:
-    return decision.decided_at.strftime("%Y-%m-%d %H:%M UTC")
 
 
 # --- actions ----------------------------------------------------------------------
@@ -297,7 +83,7 @@ def _decidable_submission(turn: Turn, submission_id: int) -> Submission | None:
         logger.warning("review action by non-reviewer %s on submission %s", turn.event.user_key, submission_id)
         turn.reply(turn.t("review_not_reviewer"), ephemeral=True)
         return None
-    submission = _load_submission(turn, submission_id, lock=True)
+    submission = load_submission(turn, submission_id, lock=True)
     if submission is None or submission.status == "draft":
         turn.reply(turn.t("review_not_found", submission_id=submission_id), ephemeral=True)
         return None
@@ -315,7 +101,7 @@ def _already_decided(turn: Turn, submission: Submission) -> None:
     decision = submission.decision
     turn.reply(
         turn.t("review_already_decided", submission_id=submission.id, reviewer=decision.reviewer_name,
-               decision=turn.t(f"decision_{decision.decision}"), time=_stamp(decision)),
+               decision=turn.t(f"decision_{decision.decision}"), time=decision_stamp(decision)),
         ephemeral=True,
     )
 
@@ -342,7 +128,7 @@ def _start_change_request(turn: Turn, submission: Submission) -> None:
 
 def _ask_next(turn: Turn, draft: ReviewDraft, submission: Submission) -> None:
     """Ask about the first criterion not yet judged, or for the feedback when all are."""
-    rubric = _rubric(turn, submission.item)
+    rubric = item_rubric(turn, submission.item)
     who = turn.event.display_name or turn.event.user_id
     for number, criterion in enumerate(rubric, start=1):
         if criterion.id not in draft.criteria:
@@ -364,7 +150,7 @@ def _judge_criterion(turn: Turn, submission: Submission, number: int, met: bool)
     if draft is None or draft.submission_id != submission.id:
         turn.reply(turn.t("button_expired"), ephemeral=True)
         return
-    rubric = _rubric(turn, submission.item)
+    rubric = item_rubric(turn, submission.item)
     if not 1 <= number <= len(rubric):
         turn.reply(turn.t("button_expired"), ephemeral=True)
         return
@@ -389,13 +175,13 @@ def handle_draft_text(turn: Turn, text: str) -> None:
     """Take typed input for the reviewer's open change request: a criterion answer or the feedback."""
     text = clean_text(text)
     draft = _find_draft(turn)
-    submission = _load_submission(turn, draft.submission_id, lock=True)
+    submission = load_submission(turn, draft.submission_id, lock=True)
     if submission is None or submission.decision is not None:
         turn.session.delete(draft)
         if submission is not None:
             _already_decided(turn, submission)
         return
-    rubric = _rubric(turn, submission.item)
+    rubric = item_rubric(turn, submission.item)
     pending = [criterion for criterion in rubric if criterion.id not in draft.criteria]
     if pending:
         folded = text.strip().casefold()
@@ -445,8 +231,8 @@ def change_request_form(turn: Turn, submission_id: int) -> ChangeRequestForm | N
     submission = _decidable_submission(turn, submission_id)
     if submission is None:
         return None
-    rubric = _rubric(turn, submission.item)
-    title = _title(turn, submission.item)
+    rubric = item_rubric(turn, submission.item)
+    title = item_title(turn, submission.item)
     return ChangeRequestForm(submission.id, title, tuple(criterion.text for criterion in rubric))
 
 
@@ -468,7 +254,7 @@ def decide_with(turn: Turn, submission_id: int, criteria_met: Sequence[bool], fe
     submission = _decidable_submission(turn, submission_id)
     if submission is None:
         return
-    rubric = _rubric(turn, submission.item)
+    rubric = item_rubric(turn, submission.item)
     if len(criteria_met) != len(rubric):
         logger.warning("change-request form from %s judged %d of %d criteria of submission %s",
                        turn.event.user_key, len(criteria_met), len(rubric), submission_id)
@@ -494,7 +280,7 @@ def decide(turn: Turn, submission: Submission, decision: str, criteria: dict, fe
     """Store the decision, update the item, tell the learner, award badges and update the card."""
     item = submission.item
     learner = submission.learner
-    rubric = _rubric(turn, item)
+    rubric = item_rubric(turn, item)
     if decision == "approved":
         criteria = {criterion.id: True for criterion in rubric}
     reviewer_name = turn.event.display_name or turn.event.user_id
@@ -538,7 +324,7 @@ def decide(turn: Turn, submission: Submission, decision: str, criteria: dict, fe
         )
 
     decided = turn.t("review_decided_by", decision=turn.t(f"decision_{decision}"), reviewer=reviewer_name,
-                     time=_stamp(record))
+                     time=decision_stamp(record))
     chat_id = chats.reviewer_chat(turn.session, turn.settings, learner.platform)
     if chat_id is not None:
         turn.send(
@@ -548,7 +334,7 @@ def decide(turn: Turn, submission: Submission, decision: str, criteria: dict, fe
                 text=card_text(turn, submission) + "\n\n" + decided,
                 edit_ref=card_ref(submission.id),
                 kind="card_update",
-                extra=_card_extra(turn, submission),
+                extra=card_extra(turn, submission),
             )
         )
     if turn.event.chat_id != chat_id or turn.event.platform != learner.platform:
