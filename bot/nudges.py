@@ -132,7 +132,10 @@ def record_reply(session: Session, learner_id: int, now: datetime) -> None:
     """
     # Most messages come from learners with no open nudge. One indexed read
     # finds those, and the updates below run only when there is something to change.
-    open_nudges = session.execute(_OPEN_NUDGES, {"learner_id": learner_id}).all()
+    # The read needs no pending change flushed, and skipping the autoflush lets the
+    # learner row's changes of this turn go out as one UPDATE at commit.
+    with session.no_autoflush:
+        open_nudges = session.execute(_OPEN_NUDGES, {"learner_id": learner_id}).all()
     if not open_nudges:
         return
     answered = [nudge_id for nudge_id, _, _, available_at in open_nudges if available_at <= now]
