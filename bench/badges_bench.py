@@ -7,8 +7,8 @@ badge against approvals for learners without an email address, whose badge
 waits, so the difference is the cost of issuing.
 
 Then it times the verification routes in process (httpx over ASGI, no
-sockets): the assertion JSON, the page for people, the baked PNG and the
-VC-JWT, one request at a time.
+sockets): the assertion JSON, the page for people, the baked PNG, the
+VC-JWT and the signed revocation status list, one request at a time.
 
 Usage:
     python bench/badges_bench.py                  # 40 learners, 200 requests per route
@@ -80,6 +80,7 @@ async def time_routes(engine, uids: list[str], requests: int) -> dict[str, list[
         "GET verification page": urls.verify_page,
         "GET baked PNG": lambda uid: urls.baked_image(uid, "png"),
         "GET credential (VC-JWT)": urls.credential,
+        "GET revocation status list (VC-JWT)": lambda uid: urls.revocation_list(),
     }
     app = create_app(engine, [web_routes])
     results: dict[str, list[float]] = {}

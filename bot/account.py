@@ -8,11 +8,11 @@ import logging
 
 from sqlalchemy import delete, select
 
-from bot import badges, evaluation_requests
+from bot import badges, evaluation_requests, status_list
 from bot.conversation import FORGET_CONFIRM, Conversation
 from bot.events import Button, Document
 from bot.files import delete_file
-from bot.models import OutboxMessage, ReviewDecision, ReviewDraft, Submission
+from bot.models import BadgeAssertion, OutboxMessage, ReviewDecision, ReviewDraft, Submission
 from bot.questions import ChoiceSpec
 from bot.review_cards import withdraw_cards, withdraw_views
 from bot.turn import Turn
@@ -191,8 +191,14 @@ def handle_forget(turn: Turn, conversation: Conversation, text: str | None) -> s
 
 
 def forget(turn: Turn) -> None:
-    """Delete the learner, their submissions, decisions, badges and files, in this transaction."""
+    """Delete the learner, their submissions, decisions, badges and files, in this transaction.
+
+    Their badges' entries in the revocation status list stay, marked revoked, so that
+    credentials downloaded before show as revoked to a verifier.
+    """
     learner = turn.learner
+    assertion_uids = turn.session.scalars(select(BadgeAssertion.uid).where(BadgeAssertion.learner_id == learner.id))
+    status_list.mark_revoked(turn.session, assertion_uids, turn.now, status_list.FORGOTTEN_REASON)
     digests = set(
         turn.session.scalars(
             select(Submission.file_sha256).where(Submission.learner_id == learner.id, Submission.file_sha256.is_not(None))

@@ -1,10 +1,11 @@
 """Issuing Open Badges assertions for badge awards, baking them, and revoking them.
 
 An award (a :class:`BadgeAward` row) becomes a verifiable badge once it has a
-:class:`BadgeAssertion`: a random public ``uid``, the learner's hashed email
-and a snapshot of the evidence. A learner without an email is asked for one;
-their awards wait, and :func:`issue_pending` issues them when the email is
-stored. Each new assertion is sent to the learner as a baked PNG.
+:class:`BadgeAssertion`: a random public ``uid``, the learner's hashed email,
+a snapshot of the evidence and a random index in the revocation status list
+(``bot.status_list``). A learner without an email is asked for one; their awards wait, and
+:func:`issue_pending` issues them when the email is stored. Each new assertion
+is sent to the learner as a baked PNG.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from bot import baking, credentials, openbadges
+from bot import baking, credentials, openbadges, status_list
 from bot.config import Settings
 from bot.events import Document
 from bot.flows import Flows
@@ -62,7 +63,8 @@ def issue_pending(turn: Turn, learner: Learner, *, ask_for_email: bool = True) -
     issued = [_issue(turn, learner, award) for award in waiting]
     urls = urls_for(turn.settings)
     for assertion in issued:
-        document = baked_png_document(turn.flows, turn.settings, assertion, learner)
+        status_index = status_list.ensure_index(turn.session, assertion.uid, turn.now)
+        document = baked_png_document(turn.flows, turn.settings, assertion, learner, status_index=status_index)
         turn.send_to_learner(
             learner,
             turn.t("badge_issued", name=assertion.award.name, verify_url=urls.verify_page(assertion.uid)),
@@ -91,6 +93,7 @@ def _issue(turn: Turn, learner: Learner, award: BadgeAward) -> BadgeAssertion:
     award.assertion = assertion
     turn.session.add(assertion)
     turn.session.flush()
+    status_list.allocate(turn.session, assertion.uid, turn.now)
     logger.info("assertion %s issued: learner=%s badge=%s", assertion.uid, learner.id, award.badge_key)
     return assertion
 
@@ -197,6 +200,7 @@ def revoke(turn: Turn, argument: str) -> None:
     assertion.revoked_at = turn.now
     assertion.revocation_reason = reason
     assertion.revoked_by = turn.event.user_key[:96]
+    status_list.mark_revoked(turn.session, [uid], turn.now, reason)
     logger.info("assertion %s revoked by %s", uid, turn.event.user_key)
     turn.reply(turn.t("revoke_done", uid=uid, name=assertion.award.name))
     learner = turn.session.get(Learner, assertion.learner_id)
@@ -219,8 +223,12 @@ def badge_image(flows: Flows, definition: BadgeDefinition) -> tuple[bytes, str]:
     return baking.default_badge_png(definition.name, definition.kind), "png"
 
 
-def baked_png(flows: Flows, settings: Settings, assertion: BadgeAssertion, learner: Learner) -> bytes:
-    """Return the badge's PNG with the 2.0 assertion and the signed 3.0 credential baked in."""
+def baked_png(flows: Flows, settings: Settings, assertion: BadgeAssertion, learner: Learner, *,
+              status_index: int) -> bytes:
+    """Return the badge's PNG with the 2.0 assertion and the signed 3.0 credential baked in.
+
+    ``status_index`` is the assertion's bit in the revocation status list, which the credential names.
+    """
     urls = urls_for(settings)
     definition = openbadges.badge_definition(flows.catalog, flows.texts, assertion.badge_key)
     files_public = learner.share_files_on_badges
@@ -241,7 +249,7 @@ def baked_png(flows: Flows, settings: Settings, assertion: BadgeAssertion, learn
             logger.error("assertion %s baked without its Open Badges 3.0 credential: %s", assertion.uid, exc)
         else:
             credential = credentials.credential_document(assertion, definition, settings, urls,
-                                                         files_public=files_public)
+                                                         files_public=files_public, status_index=status_index)
             chunks[baking.OB3_KEYWORD] = credentials.sign_credential(credential, assertion, key, urls)
     return baking.bake_png(image, chunks)
 
@@ -260,10 +268,11 @@ def baked_svg(flows: Flows, settings: Settings, assertion: BadgeAssertion, learn
     return baking.bake_svg(image.decode("utf-8"), assertion_json, urls.assertion(assertion.uid))
 
 
-def baked_png_document(flows: Flows, settings: Settings, assertion: BadgeAssertion, learner: Learner) -> Document:
+def baked_png_document(flows: Flows, settings: Settings, assertion: BadgeAssertion, learner: Learner, *,
+                       status_index: int) -> Document:
     """Return the baked PNG as a document to send in chat."""
     return Document(filename=f"{safe_filename(assertion.award.name)}.png", content_type="image/png",
-                    content=baked_png(flows, settings, assertion, learner))
+                    content=baked_png(flows, settings, assertion, learner, status_index=status_index))
 
 
 def safe_filename(name: str) -> str:

@@ -9,6 +9,9 @@ twice: ``kid`` is the key's URL under the issuer, and ``jwk`` is the public key
 itself. The issuer's JWK set is served at ``<issuer id>/jwks`` so a verifier can
 check that the key belongs to the issuer.
 
+Each credential's ``credentialStatus`` names its bit in the issuer's revocation
+status list (``bot.status_list``), which is signed the same way.
+
 The key is Ed25519 (``EdDSA``) or RSA of at least 2048 bits (``RS256``), read
 from ``issuer_key_file``. When that setting is empty, careerbot creates an
 Ed25519 key in the data folder on first use.
@@ -24,6 +27,7 @@ import os
 import tempfile
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
+from bot import status_list
 from bot.config import Settings
 from bot.models import BadgeAssertion
 from bot.openbadges import (
@@ -206,8 +211,8 @@ def achievement_document(definition: BadgeDefinition, urls: BadgeUrls) -> dict[s
 
 
 def credential_document(assertion: BadgeAssertion, definition: BadgeDefinition, settings: Settings,
-                        urls: BadgeUrls, *, files_public: bool) -> dict[str, Any]:
-    """The award as an unsigned Open Badges 3.0 ``OpenBadgeCredential``."""
+                        urls: BadgeUrls, *, files_public: bool, status_index: int) -> dict[str, Any]:
+    """The award as an unsigned Open Badges 3.0 ``OpenBadgeCredential`` with revocation bit ``status_index``."""
     credential: dict[str, Any] = {
         "@context": list(OB3_CONTEXTS),
         "id": urls.credential(assertion.uid),
@@ -229,6 +234,7 @@ def credential_document(assertion: BadgeAssertion, definition: BadgeDefinition, 
             "achievement": achievement_document(definition, urls),
         },
         "credentialSchema": [{"id": OB3_SCHEMA, "type": "1EdTechJsonSchemaValidator2019"}],
+        "credentialStatus": status_list.status_entry(status_index, urls),
     }
     if assertion.expires_at is not None:
         credential["validUntil"] = iso_timestamp(assertion.expires_at)
@@ -237,9 +243,6 @@ def credential_document(assertion: BadgeAssertion, definition: BadgeDefinition, 
         evidence.append({**entry, "type": ["Evidence"]})
     if evidence:
         credential["evidence"] = evidence
-    # NOTE: no credentialStatus entry: revocation shows only as HTTP 410 at
-    # the credential's URL, not in a status list that an offline verifier
-    # could consult.
     return credential
 
 
@@ -254,5 +257,14 @@ def sign_credential(credential: dict[str, Any], assertion: BadgeAssertion, key: 
     }
     if assertion.expires_at is not None:
         claims["exp"] = int(assertion.expires_at.timestamp())
-    headers = {"typ": "JWT", "kid": urls.key(key.thumbprint), "jwk": key.public_jwk}
-    return jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers=headers)
+    return jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers=_jose_header(key, urls))
+
+
+def sign_status_list(document: dict[str, Any], valid_from: datetime, key: SigningKey, urls: BadgeUrls) -> str:
+    """Sign the status list credential ``document`` as a VC-JWT with the credentials' key and header."""
+    claims = {"vc": document, "iss": document["issuer"], "jti": document["id"], "nbf": int(valid_from.timestamp())}
+    return jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers=_jose_header(key, urls))
+
+
+def _jose_header(key: SigningKey, urls: BadgeUrls) -> dict[str, Any]:
+    return {"typ": "JWT", "kid": urls.key(key.thumbprint), "jwk": key.public_jwk}

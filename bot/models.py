@@ -255,6 +255,29 @@ class BadgeAssertion(Base):
         return f"BadgeAssertion({self.uid!r}, {self.badge_key!r}, revoked={self.revoked_at is not None})"
 
 
+class CredentialStatus(Base):
+    """An assertion's entry in the revocation status list that its Open Badges 3.0 credential names.
+
+    ``status_list_index`` is the assertion's bit in the W3C Bitstring Status List,
+    chosen at random (``bot.status_list``). The row has no foreign key to
+    ``badge_assertions``, so it outlives the assertion: when /forget deletes a
+    learner's assertions, their rows get ``revoked_at``, and credentials already
+    downloaded show as revoked. It stores no personal data, only the random ``uid``.
+    """
+
+    __tablename__ = "credential_status"
+
+    status_list_index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    assertion_uid: Mapped[str] = mapped_column(String(36), unique=True)
+    allocated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    revocation_reason: Mapped[str | None] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return (f"CredentialStatus({self.status_list_index}, {self.assertion_uid!r}, "
+                f"revoked={self.revoked_at is not None})")
+
+
 class ChatMigration(Base):
     """A chat that the platform moved to a new id, such as a Telegram group upgraded to a supergroup."""
 

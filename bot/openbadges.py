@@ -91,6 +91,9 @@ class BadgeUrls:
     def verify_page(self, uid: str) -> str:
         return f"{self.base}/verify/{uid}"
 
+    def revocation_list(self) -> str:
+        return f"{self.base}/ob/status/revocation"
+
 
 # --- badge definitions ----------------------------------------------------------------
 

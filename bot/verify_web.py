@@ -7,6 +7,8 @@ Routes (all GET, read-only):
 - ``/ob/badges/<badge id>`` and ``/ob/badges/items/<item id>``: badge classes,
   each with ``/image.png`` (or ``/image.svg``)
 - ``/ob/framework``: the levels and skills that alignments point to
+- ``/ob/status/revocation``: the revocation status list of the 3.0 credentials, a
+  VC-JWT (W3C Bitstring Status List) that a verifier may cache for five minutes
 - ``/ob/assertions/<uid>``: the assertion, HTTP 410 once revoked; under it
   ``/badge.png`` and ``/badge.svg`` (baked), ``/credential`` (the VC-JWT) and
   ``/evidence/<submission id>`` (a file, only if the learner allows it)
@@ -29,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot import assertions, credentials, openbadges
+from bot import assertions, credentials, openbadges, status_list
 from bot.engine import Engine
 from bot.files import file_path
 from bot.models import BadgeAssertion, BadgeAward, Learner, Submission
@@ -48,6 +50,7 @@ JSON_LD = "application/ld+json"
 PUBLIC_HEADERS = {"Access-Control-Allow-Origin": "*", "X-Content-Type-Options": "nosniff"}
 CLASS_CACHE = "public, max-age=300"
 ASSERTION_CACHE = "no-cache"
+STATUS_LIST_CACHE = f"public, max-age={status_list.TTL_SECONDS}"
 SANDBOX_HEADERS = {"Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'",
                    "X-Content-Type-Options": "nosniff"}
 """For files a browser could run (SVG, evidence of any type): no scripts, no same-origin access."""
@@ -131,6 +134,17 @@ class BadgeViews:
         return JSONResponse(key.published_jwk(self.urls), media_type="application/jwk+json",
                             headers={**PUBLIC_HEADERS, "Cache-Control": CLASS_CACHE})
 
+    def revocation_list(self, request: Request) -> Response:
+        key = self._signing_key()
+        if key is None:
+            return _unavailable()
+        now = datetime.now(timezone.utc)
+        with self._session() as session:
+            document = status_list.status_list_credential(session, self.urls, now)
+        token = credentials.sign_status_list(document, now, key, self.urls)
+        return Response(token, media_type=credentials.JWT_MEDIA_TYPE,
+                        headers={**PUBLIC_HEADERS, "Cache-Control": STATUS_LIST_CACHE})
+
     def framework(self, request: Request) -> Response:
         page = render_framework_page(self.flows.texts, self.flows.catalog)
         return HTMLResponse(page, headers=PAGE_HEADERS)
@@ -165,7 +179,7 @@ class BadgeViews:
     # --- assertions -----------------------------------------------------------------
 
     def _serve_assertion(self, request: Request,
-                         respond: Callable[[BadgeAssertion, Learner], Response]) -> Response:
+                         respond: Callable[[Session, BadgeAssertion, Learner], Response]) -> Response:
         """Answer for the assertion named in the path: 404 when unknown, 410 once revoked, else ``respond``."""
         with self._session() as session:
             loaded = self._load(session, request.path_params["uid"])
@@ -174,17 +188,22 @@ class BadgeViews:
             assertion, learner = loaded
             if assertion.revoked_at is not None:
                 return _gone(openbadges.revoked_document(assertion, self.urls))
-            return respond(assertion, learner)
+            return respond(session, assertion, learner)
+
+    def _status_index(self, session: Session, assertion: BadgeAssertion) -> int:
+        # Assertions get their entry when issued, or from migration 0007 when older. An
+        # assertion that still has none gets one here, so the request does not fail.
+        return status_list.ensure_index(session, assertion.uid, datetime.now(timezone.utc))
 
     def assertion(self, request: Request) -> Response:
-        def respond(assertion: BadgeAssertion, learner: Learner) -> Response:
+        def respond(session: Session, assertion: BadgeAssertion, learner: Learner) -> Response:
             document = openbadges.assertion_document(assertion, self.urls, files_public=learner.share_files_on_badges)
             return _json_ld(document, cache=ASSERTION_CACHE)
 
         return self._serve_assertion(request, respond)
 
     def baked_image(self, request: Request, image_format: str) -> Response:
-        def respond(assertion: BadgeAssertion, learner: Learner) -> Response:
+        def respond(session: Session, assertion: BadgeAssertion, learner: Learner) -> Response:
             filename = assertions.safe_filename(assertion.award.name)
             headers = {**PUBLIC_HEADERS, "Cache-Control": ASSERTION_CACHE,
                        "Content-Disposition": f'attachment; filename="{filename}.{image_format}"'}
@@ -193,13 +212,14 @@ class BadgeViews:
                 if svg is None:
                     return _not_found()
                 return Response(svg, media_type="image/svg+xml", headers={**SANDBOX_HEADERS, **headers})
-            png = assertions.baked_png(self.flows, self.settings, assertion, learner)
+            png = assertions.baked_png(self.flows, self.settings, assertion, learner,
+                                       status_index=self._status_index(session, assertion))
             return Response(png, media_type="image/png", headers=headers)
 
         return self._serve_assertion(request, respond)
 
     def credential(self, request: Request) -> Response:
-        def respond(assertion: BadgeAssertion, learner: Learner) -> Response:
+        def respond(session: Session, assertion: BadgeAssertion, learner: Learner) -> Response:
             definition = self._definition(assertion.badge_key)
             if definition is None:
                 logger.warning("assertion %s names badge %s, which the catalog no longer has",
@@ -209,7 +229,8 @@ class BadgeViews:
             if key is None:
                 return _unavailable()
             document = credentials.credential_document(assertion, definition, self.settings, self.urls,
-                                                       files_public=learner.share_files_on_badges)
+                                                       files_public=learner.share_files_on_badges,
+                                                       status_index=self._status_index(session, assertion))
             token = credentials.sign_credential(document, assertion, key, self.urls)
             return Response(token, media_type=credentials.JWT_MEDIA_TYPE,
                             headers={**PUBLIC_HEADERS, "Cache-Control": ASSERTION_CACHE})
@@ -320,6 +341,7 @@ def web_routes(engine: Engine) -> list[BaseRoute]:
         Route("/ob/issuer/jwks", views.jwks, methods=["GET"]),
         Route("/ob/issuer/keys/{key_id}", views.key, methods=["GET"]),
         Route("/ob/framework", views.framework, methods=["GET"]),
+        Route("/ob/status/revocation", views.revocation_list, methods=["GET"]),
         Route("/ob/badges/items/{item_id}", views.badge_class, methods=["GET"]),
         Route("/ob/badges/items/{item_id}/image.png", _with_format(views.badge_image, "png"), methods=["GET"]),
         Route("/ob/badges/items/{item_id}/image.svg", _with_format(views.badge_image, "svg"), methods=["GET"]),

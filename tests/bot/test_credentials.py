@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from bot import baking, credentials
+from bot import baking, credentials, status_list
 from bot.config import load_settings
 from bot.openbadges import BadgeUrls, badge_definition
 from tests.bot.badge_setup import (
@@ -117,7 +117,10 @@ def test_jwt_exp_from_validity_days(tmp_path, make_engine):
     urls = BadgeUrls(engine.settings.public_base_url)
 
     definition = badge_definition(engine.flows.catalog, engine.flows.texts, level.badge_key)
-    document = credentials.credential_document(level, definition, engine.settings, urls, files_public=False)
+    with engine.session_factory() as session:
+        status_index = status_list.index_of(session, level.uid)
+    document = credentials.credential_document(level, definition, engine.settings, urls, files_public=False,
+                                               status_index=status_index)
     token = credentials.sign_credential(document, level, key, urls)
     claims = jwt.decode(token, key.private_key.public_key(), algorithms=["EdDSA"])
 
