@@ -4,13 +4,17 @@ Each line typed (or piped) is one message. Choices are printed numbered; a
 number picks that choice, and typing the choice's text works too. ``/attach
 PATH`` sends a file as evidence, and ``/quit`` (or end of input) leaves. A
 reviewer's session also prints what is posted to the terminal reviewer channel.
+In an interactive session, messages that arrive while the user is idle (a
+reviewer's decision made in another terminal) are printed every few seconds.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import mimetypes
 import sys
+import threading
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,8 +25,13 @@ from bot.engine import Engine
 from bot.events import Attachment, Button, InboundEvent, OutboundMessage
 from bot.validate import parse_number
 
+logger = logging.getLogger(__name__)
+
 PLATFORM = "console"
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
+POLL_SECONDS = 2.0
+"""How often an idle interactive session looks for new messages."""
+TERMINAL_HELP = "(terminal) /attach PATH sends a file as evidence; /quit leaves the chat."
 
 
 class ConsoleChat:
@@ -45,24 +54,63 @@ class ConsoleChat:
         self.last_buttons: tuple[Button, ...] = ()
         self.reviewer_chat = engine.settings.reviewer_chat(PLATFORM)
         self.is_reviewer = engine.settings.is_reviewer(f"{PLATFORM}:{user_id}")
+        self._delivering = threading.Lock()
+        self._waiting_for_input = False
 
-    def run(self) -> None:
-        """Open the chat, then handle lines until /quit or end of input."""
+    def run(self, *, live: bool | None = None) -> None:
+        """Open the chat, then handle lines until /quit or end of input.
+
+        ``live`` (by default: when standard input is a terminal) prints new
+        messages every ``POLL_SECONDS`` while the user has not typed.
+        """
         self.handle(self._event(opened=True))
+        stop = threading.Event()
+        if self.interactive if live is None else live:
+            threading.Thread(target=self._poll, args=(stop,), name="console-poll", daemon=True).start()
+        try:
+            self._read_lines()
+        finally:
+            stop.set()
+
+    def _read_lines(self) -> None:
         while True:
             if self.interactive:
                 self.stdout.write("> ")
                 self.stdout.flush()
+            self._waiting_for_input = True
             line = self.stdin.readline()
+            self._waiting_for_input = False
             if not line:
                 break
             line = line.rstrip("\n")
             if line.strip() == "/quit":
                 break
-            self.handle(self.to_event(line))
+            event = self.to_event(line)
+            if event is not None:
+                self.handle(event)
+            if line.strip() == "/help":
+                self.stdout.write(f"{TERMINAL_HELP}\n")
+                self.stdout.flush()
 
-    def to_event(self, line: str) -> InboundEvent:
-        """Convert a typed line into an event: a button number, a file, or text."""
+    def _poll(self, stop: threading.Event) -> None:
+        """Print messages that arrived while the user is idle, until ``stop`` is set."""
+        while not stop.wait(POLL_SECONDS):
+            if not self._waiting_for_input:
+                continue
+            try:
+                printed = self.deliver()
+            except Exception:
+                logger.exception("console: looking for new messages for %s failed", self.user_id)
+                continue
+            if printed and self.interactive and self._waiting_for_input:
+                self.stdout.write("> ")
+                self.stdout.flush()
+
+    def to_event(self, line: str) -> InboundEvent | None:
+        """Convert a typed line into an event: a button number, a file, or text.
+
+        Returns None for ``/attach`` without a readable file, after saying so.
+        """
         stripped = line.strip()
         number = parse_number(stripped)
         if number is not None and 1 <= number <= len(self.last_buttons):
@@ -72,11 +120,11 @@ class ConsoleChat:
             return self._attachment_event(argument.strip())
         return self._event(text=line)
 
-    def _attachment_event(self, raw_path: str) -> InboundEvent:
+    def _attachment_event(self, raw_path: str) -> InboundEvent | None:
         path = Path(raw_path).expanduser()
         if not raw_path or not path.is_file():
             self.stdout.write(f"(terminal) No file at {raw_path or '(empty path)'}; type /attach PATH with a real file.\n")
-            return self._event(text="")
+            return None
         size = path.stat().st_size
         data = path.read_bytes() if size <= DOWNLOAD_LIMIT else None
         content_type, _ = mimetypes.guess_type(path.name)
@@ -97,18 +145,23 @@ class ConsoleChat:
         self.engine.handle(event)
         self.deliver()
 
-    def deliver(self) -> None:
-        """Print the pending messages for this user (and the reviewer channel for reviewers)."""
+    def deliver(self) -> int:
+        """Print the pending messages for this user (and the reviewer channel for reviewers); return how many."""
         chats = [self.user_id]
         if self.is_reviewer and self.reviewer_chat:
             chats.append(self.reviewer_chat)
         factory = self.engine.session_factory
-        for chat_id in chats:
-            for outbox_id, message in outbox.claim_pending(factory, PLATFORM, chat_id=chat_id):
-                if message.ephemeral_user not in (None, self.user_id):
-                    continue
-                self.print_message(message, channel=chat_id != self.user_id)
-                outbox.mark_sent(factory, outbox_id, platform_message_id=str(outbox_id))
+        printed = 0
+        # The poller and the input loop both deliver, and claim_pending does not lock its rows.
+        with self._delivering:
+            for chat_id in chats:
+                for outbox_id, message in outbox.claim_pending(factory, PLATFORM, chat_id=chat_id):
+                    if message.ephemeral_user not in (None, self.user_id):
+                        continue
+                    self.print_message(message, channel=chat_id != self.user_id)
+                    outbox.mark_sent(factory, outbox_id, platform_message_id=str(outbox_id))
+                    printed += 1
+        return printed
 
     def print_message(self, message: OutboundMessage, *, channel: bool = False) -> None:
         prefix = "[reviewer channel] " if channel else ""

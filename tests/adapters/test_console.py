@@ -11,6 +11,8 @@ import io
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -19,7 +21,8 @@ import pytest
 from sqlalchemy import select
 
 import bot.config
-from adapters.console import ConsoleChat
+from adapters import console as console_adapter
+from adapters.console import TERMINAL_HELP, ConsoleChat
 from bot.app import build_engine
 from bot.config import load_settings
 from bot.engine import Engine
@@ -261,7 +264,57 @@ def test_attach_missing_file(engine, tmp_path):
     event = chat.to_event(f"/attach {tmp_path / 'nothing.pdf'}")
 
     assert "No file at" in stdout.getvalue()
-    assert event.attachment is None
+    assert event is None
+
+
+def test_attach_missing_file_gets_one_reply(engine, tmp_path):
+    Chat(engine).finish_plan()
+
+    output = run_console(engine, "ana", [f"/attach {tmp_path / 'nothing.pdf'}", "/attach"])
+
+    assert output.count("(terminal) No file at") == 2
+    assert engine.flows.texts("invalid_empty") not in output
+
+
+def test_help_lists_terminal_commands(engine):
+    Chat(engine).finish_plan()
+
+    output = run_console(engine, "ana", ["/help"])
+
+    assert output.rstrip().endswith(TERMINAL_HELP)
+
+
+class IdleInput(io.StringIO):
+    """Standard input where the user types nothing until ``typed`` is set, then leaves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.typed = threading.Event()
+
+    def readline(self, *args) -> str:
+        self.typed.wait(10)
+        return ""
+
+
+def test_idle_session_prints_decision(engine, monkeypatch):
+    monkeypatch.setattr(console_adapter, "POLL_SECONDS", 0.02)
+    ana = Chat(engine)
+    ana.finish_plan()
+    submission_id = ana.submit_reflection("use-career-services")
+    stdin, stdout = IdleInput(), io.StringIO()
+    session = ConsoleChat(engine, "ana", stdin=stdin, stdout=stdout)
+    runner = threading.Thread(target=session.run, kwargs={"live": True})
+    runner.start()
+
+    Chat(engine, "reviewer").press(f"rv:a:{submission_id}")
+    deadline = time.monotonic() + 10
+    while "was approved" not in stdout.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stdin.typed.set()
+    runner.join(10)
+
+    assert "Good news: your evidence for Use career services was approved." in stdout.getvalue()
+    assert not runner.is_alive()
 
 
 def test_attach_prefix_is_text(engine):
