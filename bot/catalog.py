@@ -118,6 +118,10 @@ class Skill(_Strict):
 
     id: str = Field(pattern=ID_PATTERN)
     name: str = Field(min_length=1, max_length=80)
+    summary: str = Field(
+        default="", max_length=300,
+        description="one sentence on what the skill is, shown when the learner rates themselves in it",
+    )
     description: str = Field(min_length=1, max_length=2000)
     badge: Badge
     subcompetencies: list[Criterion] = Field(min_length=4, max_length=4)

@@ -181,7 +181,9 @@ def _expand_questions(spec: ConversationSpec, catalog: Catalog) -> list[Question
         common = entry.model_dump(exclude={"id", "choices", "choices_from", "for_each"})
         if entry.for_each == "skills":
             for skill in catalog.skills:
-                prompt = entry.prompt.replace("{skill}", skill.name).replace("{skill_description}", skill.description)
+                prompt = (entry.prompt.replace("{skill}", skill.name)
+                          .replace("{skill_summary}", skill.summary)
+                          .replace("{skill_description}", skill.description))
                 common_for_skill = {**common, "prompt": prompt, "label": f"{entry.label}: {skill.name}"}
                 questions.append(
                     Question(

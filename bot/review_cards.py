@@ -228,9 +228,12 @@ def show_queue(turn: Turn) -> None:
 def show_card(turn: Turn, argument: str) -> None:
     """/review N: show one submission with its rubric and the decision buttons."""
     submission_id = parse_number(argument)
-    submission = load_submission(turn, submission_id) if submission_id is not None else None
+    if submission_id is None:
+        turn.reply(turn.t("review_usage"))
+        return
+    submission = load_submission(turn, submission_id)
     if submission is None or submission.status == "draft":
-        turn.reply(turn.t("review_not_found", submission_id=argument.strip() or "-"))
+        turn.reply(turn.t("review_not_found", submission_id=submission_id))
         return
     buttons = card_buttons(turn, submission.id) if submission.status == "pending" else ()
     _reply_view(turn, card_text(turn, submission) + decided_suffix(turn, submission), [submission.learner], buttons,

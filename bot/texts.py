@@ -224,6 +224,7 @@ MESSAGE_FIELDS: dict[str, frozenset[str]] = {
     "review_not_reviewer": frozenset(),
     "review_own_submission": frozenset(),
     "review_not_found": frozenset({'submission_id'}),
+    "review_usage": frozenset(),
     "review_ask_criterion": frozenset({'criterion', 'number', 'reviewer', 'submission_id', 'total'}),
     "review_ask_feedback": frozenset({'reviewer', 'submission_id'}),
     "review_criterion_invalid": frozenset(),

@@ -63,7 +63,8 @@ def match_choice(text: str, choices: tuple[ChoiceSpec, ...]) -> ChoiceSpec:
     number = parse_number(wanted)
     if number is not None and 1 <= number <= len(choices):
         return choices[number - 1]
-    raise InvalidInput("invalid_choice", options=", ".join(choice.label for choice in choices))
+    # Labels are joined with a slash, because a label may contain a comma ("No, not now").
+    raise InvalidInput("invalid_choice", options=" / ".join(choice.label for choice in choices))
 
 
 def parse_number(text: str, max_digits: int = 9) -> int | None:

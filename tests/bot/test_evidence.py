@@ -419,5 +419,5 @@ def test_nothing_open_to_submit(chat, engine):
 def test_home_free_text_explains(chat):
     chat.send("what now?")
 
-    assert chat.texts()[0] == "I'm not asking a question right now."
+    assert chat.texts()[0] == "I'm not asking a question right now, so I didn't save that. Type /help to see what you can do."
     assert "Next step" in chat.texts()[-1]

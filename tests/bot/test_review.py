@@ -285,11 +285,18 @@ def test_queue_and_review_commands(engine, ana, submission_id, reviewer):
     assert reviewer.last.messages[0].buttons == ()
 
 
-@pytest.mark.parametrize("argument", ["", "999", "abc", "²", "99999999999999999999999"])
-def test_review_unknown_submission(engine, ana, submission_id, reviewer, argument):
+def test_review_unknown_submission(engine, ana, submission_id, reviewer):
+    messages = reviewer.send("/review 999")
+
+    assert messages[0].text.startswith("There is no submission #999 to review.")
+    assert "/queue" in messages[0].text
+
+
+@pytest.mark.parametrize("argument", ["", "abc", "²", "99999999999999999999999"])
+def test_review_without_number_explains(engine, ana, submission_id, reviewer, argument):
     messages = reviewer.send(f"/review {argument}".strip())
 
-    assert "There is no submission #" in messages[0].text
+    assert messages[0].text == engine.flows.texts("review_usage")
 
 
 def test_review_draft_not_visible(engine, ana, reviewer):
