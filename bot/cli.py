@@ -110,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                     f"{ENV_PREFIX}PROCESSED_UPDATE_RETENTION_DAYS. Each transaction deletes at most "
                     f"{PRUNE_BATCH_ROWS} rows. A redelivery of a deleted update would be handled again. careerbot "
                     "run and serve (job_queue in-process) and careerbot worker (procrastinate) do this once a day; "
-                    "run this command from cron when only careerbot chat or nudges run-once use the database.")
+                    "run this command from cron when only careerbot chat or nudges run-once use the database. "
+                    "It also deletes evidence files that no submission names and that have not changed for a day "
+                    "(left behind by a transaction that failed).")
     _add_common_options(prune)
     return parser
 
@@ -182,7 +184,7 @@ def _run_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_db_prune(args: argparse.Namespace, settings: Settings) -> int:
     from bot import db
-    from bot.housekeeping import prune_processed_updates
+    from bot.housekeeping import prune_orphan_files, prune_processed_updates
     from bot.models import utcnow
 
     _configure_logging(settings, to_file=False)
@@ -190,10 +192,13 @@ def _run_db_prune(args: argparse.Namespace, settings: Settings) -> int:
     database = db.make_engine(settings.resolved_database_url, connect_timeout=settings.database_connect_timeout)
     try:
         db.upgrade(database)
-        deleted = prune_processed_updates(db.make_session_factory(database), retention_days=days, now=utcnow())
+        factory = db.make_session_factory(database)
+        deleted = prune_processed_updates(factory, retention_days=days, now=utcnow())
+        orphans = prune_orphan_files(factory, settings.files_dir, now=utcnow())
     finally:
         database.dispose()
     print(f"deleted {deleted} processed update record(s) older than {days} days")
+    print(f"deleted {orphans} evidence file(s) that no submission names")
     return 0
 
 

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+INCOMING_PREFIX = ".incoming-"
+"""Name prefix of a file still being written, before it is renamed to its digest."""
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def store_file(files_dir: Path, data: bytes) -> tuple[str, Path]:
@@ -17,9 +23,14 @@ def store_file(files_dir: Path, data: bytes) -> tuple[str, Path]:
     digest = hashlib.sha256(data).hexdigest()
     path = files_dir / digest[:2] / digest
     if path.exists():
-        return digest, path
+        try:
+            # A new modification time marks the file as in use again for the orphan sweep.
+            os.utime(path)
+            return digest, path
+        except FileNotFoundError:
+            pass  # deleted meanwhile, so it is written again below
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=INCOMING_PREFIX)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
@@ -38,3 +49,17 @@ def file_path(files_dir: Path, digest: str) -> Path:
 
 def delete_file(files_dir: Path, digest: str) -> None:
     file_path(files_dir, digest).unlink(missing_ok=True)
+
+
+def stored_files(files_dir: Path) -> Iterator[tuple[str | None, Path]]:
+    """Yield each stored file as (digest, path), and each unfinished write as (None, path)."""
+    if not files_dir.is_dir():
+        return
+    for folder in sorted(files_dir.iterdir()):
+        if not folder.is_dir() or len(folder.name) != 2:
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(INCOMING_PREFIX):
+                yield None, path
+            elif _DIGEST.fullmatch(path.name) and path.name.startswith(folder.name):
+                yield path.name, path

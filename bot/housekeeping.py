@@ -13,24 +13,31 @@ large backlog neither holds locks for long nor builds one huge transaction.
 On PostgreSQL a batch skips the rows that another pruner has locked, so two
 pruners that run at once share the rows instead of waiting for each other.
 
-Who prunes: with ``job_queue: procrastinate`` the daily
-``careerbot.prune_processed_updates`` job (``bot.jobs``); with ``in-process``
-a :class:`PruneRunner` thread in each ``careerbot run`` and ``serve`` process;
-and ``careerbot db prune`` on demand.
+:func:`prune_orphan_files` deletes evidence files that no submission names.
+An evidence file is written before the transaction that records it commits,
+so a transaction that fails leaves its file behind.
+
+With ``job_queue: procrastinate``, the daily jobs
+``careerbot.prune_processed_updates`` and ``careerbot.prune_orphan_files``
+(``bot.jobs``) prune. With ``in-process``, a :class:`PruneRunner` thread in
+each ``careerbot run`` and ``serve`` process does. ``careerbot db prune`` runs
+both on demand.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import MIN_PROCESSED_UPDATE_RETENTION_DAYS
-from bot.models import ProcessedUpdate
+from bot.files import stored_files
+from bot.models import ProcessedUpdate, Submission
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -43,6 +50,13 @@ BATCH_PAUSE_SECONDS = 0.05
 update handlers take it in between."""
 PRUNE_INTERVAL = timedelta(days=1)
 """Time between two runs of :class:`PruneRunner`."""
+ORPHAN_FILE_AGE = timedelta(days=1)
+"""How long an evidence file must have been unchanged before it may count as an orphan.
+
+A file is written seconds before its transaction commits, so a younger file
+may still be about to be recorded."""
+ORPHAN_CHECK_BATCH = 500
+"""Digests looked up in one query."""
 
 
 def prune_processed_updates(session_factory: sessionmaker[Session], *, retention_days: int, now: datetime,
@@ -92,8 +106,62 @@ def _delete_batch(session: Session, cutoff: datetime, batch_rows: int) -> int:
     return session.execute(delete(ProcessedUpdate).where(key.in_(old_keys))).rowcount
 
 
+def prune_orphan_files(session_factory: sessionmaker[Session], files_dir: Path, *, now: datetime,
+                       min_age: timedelta = ORPHAN_FILE_AGE) -> int:
+    """Delete the evidence files older than ``min_age`` that no submission names; return how many.
+
+    Unfinished writes (``.incoming-`` files) older than ``min_age`` are deleted too.
+
+    NOTE: a file uploaded again between the lookup and the delete is lost,
+    because ``store_file`` keeps the existing copy. ``store_file`` touches that
+    copy, so only a sweep that checked its age just before can miss the touch.
+    """
+    cutoff = (now - min_age).timestamp()
+    deleted = 0
+    candidates: list[tuple[str, Path]] = []
+
+    def sweep(batch: list[tuple[str, Path]]) -> int:
+        with session_factory() as session:
+            named = set(session.scalars(
+                select(Submission.file_sha256).where(Submission.file_sha256.in_([digest for digest, _ in batch]))
+            ))
+        removed = 0
+        for digest, path in batch:
+            if digest not in named and _older_than(path, cutoff):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    for digest, path in stored_files(files_dir):
+        if not _older_than(path, cutoff):
+            continue
+        if digest is None:
+            path.unlink(missing_ok=True)
+            deleted += 1
+            continue
+        candidates.append((digest, path))
+        if len(candidates) >= ORPHAN_CHECK_BATCH:
+            deleted += sweep(candidates)
+            candidates = []
+    if candidates:
+        deleted += sweep(candidates)
+
+    logger.info("deleted %d evidence file(s) that no submission names, unchanged since %s", deleted,
+                datetime.fromtimestamp(cutoff, timezone.utc).isoformat(timespec="seconds"),
+                extra={"deleted": deleted})
+    return deleted
+
+
+def _older_than(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime < cutoff
+    except FileNotFoundError:
+        return False
+
+
 class PruneRunner:
-    """Runs :func:`prune_processed_updates` now and then every ``interval`` in a daemon thread, until :meth:`stop`.
+    """Runs :func:`prune_processed_updates` and :func:`prune_orphan_files` now and then every ``interval``
+    in a daemon thread, until :meth:`stop`.
 
     A failed run is logged and the next one runs on schedule.
     """
@@ -130,6 +198,11 @@ class PruneRunner:
                                         now=self.engine.clock(), stop=self._stop)
             except Exception:
                 logger.exception("pruning processed updates failed; trying again in %s", self.interval)
+            try:
+                prune_orphan_files(self.engine.session_factory, self.engine.settings.files_dir,
+                                   now=self.engine.clock())
+            except Exception:
+                logger.exception("deleting orphan evidence files failed; trying again in %s", self.interval)
             self.runs += 1
             if self._stop.wait(self.interval.total_seconds()):
                 return

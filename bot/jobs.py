@@ -25,6 +25,8 @@ processes (``bot.job_worker``). The tasks:
 ``careerbot.prune_processed_updates`` (daily, ``PRUNE_CRON``)
     Deletes the records of handled updates older than
     ``processed_update_retention_days`` (``bot.housekeeping``).
+``careerbot.prune_orphan_files`` (daily, ``PRUNE_CRON``)
+    Deletes the evidence files that no submission names (``bot.housekeeping``).
 
 procrastinate's periodic deferrer inserts each periodic run with a unique
 (task, timestamp) key, so each run is done by exactly one worker however many
@@ -35,8 +37,8 @@ With ``job_queue: in-process`` none of this runs: each ``careerbot run`` or
 ``serve`` process delivers its own outbox through the adapter's delivery loop
 (the same send functions that ``deliver_outbox`` calls) and checks the
 reminder rules in a thread (``bot.nudge_scheduler.NudgeRunner``, which calls
-the same ``run_once``), and prunes processed updates in another
-(``bot.housekeeping.PruneRunner``).
+the same ``run_once``), and prunes processed updates and orphan files in
+another (``bot.housekeeping.PruneRunner``).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ SWEEP_OUTBOX = "careerbot.sweep_outbox"
 CHECK_NUDGES = "careerbot.check_nudges"
 RETRY_STALLED_JOBS = "careerbot.retry_stalled_jobs"
 PRUNE_PROCESSED_UPDATES = "careerbot.prune_processed_updates"
+PRUNE_ORPHAN_FILES = "careerbot.prune_orphan_files"
 
 OUTBOX_SWEEP_SECONDS = 10
 STALLED_CHECK_SECONDS = 15
@@ -160,6 +163,9 @@ def build_job_app(settings: Settings) -> procrastinate.App:
     prune = app.task(name=PRUNE_PROCESSED_UPDATES, pass_context=True, retry=RETRY,
                      queueing_lock=PRUNE_PROCESSED_UPDATES)(prune_processed_updates)
     app.periodic(cron=PRUNE_CRON)(prune)
+    orphans = app.task(name=PRUNE_ORPHAN_FILES, pass_context=True, retry=RETRY,
+                       queueing_lock=PRUNE_ORPHAN_FILES)(prune_orphan_files)
+    app.periodic(cron=PRUNE_CRON)(orphans)
     if settings.nudge_check_minutes > 0:
         nudges = app.task(name=CHECK_NUDGES, pass_context=True, retry=RETRY, queueing_lock=CHECK_NUDGES)(
             check_nudges)
@@ -355,6 +361,13 @@ async def prune_processed_updates(context: procrastinate.JobContext, timestamp: 
     return await asyncio.to_thread(housekeeping.prune_processed_updates, engine.session_factory,
                                    retention_days=engine.settings.processed_update_retention_days,
                                    now=engine.clock())
+
+
+async def prune_orphan_files(context: procrastinate.JobContext, timestamp: int) -> int:
+    """Delete the evidence files that no submission names; return how many."""
+    engine = _runtime(context).engine
+    return await asyncio.to_thread(housekeeping.prune_orphan_files, engine.session_factory,
+                                   engine.settings.files_dir, now=engine.clock())
 
 
 async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> int:

@@ -251,7 +251,8 @@ def test_db_prune_prints_count(cli_database, monkeypatch, capsys):
         assert stored_ids(factory) == {"u2"}
     finally:
         database.dispose()
-    assert capsys.readouterr().out == "deleted 2 processed update record(s) older than 10 days\n"
+    assert capsys.readouterr().out == ("deleted 2 processed update record(s) older than 10 days\n"
+                                       "deleted 0 evidence file(s) that no submission names\n")
 
 
 def test_db_prune_rejects_short_retention(tmp_path, monkeypatch, capsys):

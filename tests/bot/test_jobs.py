@@ -89,6 +89,7 @@ def test_periodic_tasks_registered(job_app, job_settings):
         jobs.RETRY_STALLED_JOBS: f"* * * * * */{jobs.STALLED_CHECK_SECONDS}",
         jobs.CHECK_NUDGES: "*/5 * * * *",
         jobs.PRUNE_PROCESSED_UPDATES: "17 3 * * *",
+        jobs.PRUNE_ORPHAN_FILES: "17 3 * * *",
     }
 
 
