@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 NETWORK_RETRY_SECONDS = 5.0
+"""The first wait after a network error. It doubles with each failed try of the same message."""
+NETWORK_RETRY_MAX_SECONDS = 300.0
 EDIT_FALLBACK_REASONS = (
     "message to edit not found",
     "message can't be edited",
@@ -155,9 +157,10 @@ class TelegramSender:
             await self._db(outbox.mark_failed, outbox_id, f"400: {exc.message}")
             return Sent("failed")
         except NetworkError as exc:
-            await self._db(outbox.mark_retry, outbox_id, NETWORK_RETRY_SECONDS, f"network: {exc.message}",
-                           keep_queued=True)
-            return Sent("deferred", hold_seconds=NETWORK_RETRY_SECONDS)
+            # Kept queued: an outage ends, and giving up would lose the message.
+            delay = await self._db(outbox.mark_retry, outbox_id, NETWORK_RETRY_SECONDS, f"network: {exc.message}",
+                                   keep_queued=True, backoff_max_seconds=NETWORK_RETRY_MAX_SECONDS)
+            return Sent("deferred", hold_seconds=delay)
 
         await self._db(outbox.mark_sent, outbox_id, message_id)
         logger.info("outbox %s sent to telegram:%s as message %s (%s)", outbox_id, message.chat_id, message_id,

@@ -120,20 +120,24 @@ def _redact(row: OutboxMessage) -> None:
 
 
 def mark_retry(factory: sessionmaker[Session], outbox_id: int, delay_seconds: float, error: str, *,
-               keep_queued: bool = False) -> None:
+               keep_queued: bool = False, backoff_max_seconds: float | None = None) -> float:
     """Try again after ``delay_seconds``; after MAX_ATTEMPTS tries the message is marked failed.
 
     With ``keep_queued`` the message waits however many times it is retried:
     for a platform rate limit or a reviewer channel that is not reachable yet,
     where waiting longer is the fix and giving up would lose the message.
+    With ``backoff_max_seconds`` the delay doubles with each earlier attempt,
+    up to that maximum. Returns the delay applied.
     """
     with transaction(factory) as session:
         row = session.get(OutboxMessage, outbox_id)
         if row is None:
-            return
+            return delay_seconds
         row.attempts += 1
         row.last_error = error[:1000]
         platform = row.platform
+        if backoff_max_seconds is not None:
+            delay_seconds = min(delay_seconds * 2 ** min(row.attempts - 1, 30), backoff_max_seconds)
         given_up = row.attempts >= MAX_ATTEMPTS and not keep_queued
         if given_up:
             row.status = "failed"
@@ -142,6 +146,7 @@ def mark_retry(factory: sessionmaker[Session], outbox_id: int, delay_seconds: fl
             row.available_at = _now() + timedelta(seconds=delay_seconds)
             logger.warning("outbox %s will be retried in %.0f s: %s", outbox_id, delay_seconds, error)
     (MESSAGE_FAILURES if given_up else MESSAGE_RETRIES).labels(platform).inc()
+    return delay_seconds
 
 
 def mark_failed(factory: sessionmaker[Session], outbox_id: int, error: str, *, unreachable: bool = False) -> None:
