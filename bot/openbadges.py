@@ -338,10 +338,15 @@ def assertion_document(assertion: BadgeAssertion, urls: BadgeUrls, *, files_publ
 
 def revoked_document(assertion: BadgeAssertion, urls: BadgeUrls) -> dict[str, Any]:
     """What a revoked assertion's URL returns (with HTTP 410): its id, ``revoked`` and the reason."""
+    return revocation_document(assertion.uid, assertion.revocation_reason, urls)
+
+
+def revocation_document(uid: str, reason: str | None, urls: BadgeUrls) -> dict[str, Any]:
+    """Build the 410 body for the assertion ``uid``, also for one whose record /forget deleted."""
     return {
         "@context": OB2_CONTEXT,
         "type": "Assertion",
-        "id": urls.assertion(assertion.uid),
+        "id": urls.assertion(uid),
         "revoked": True,
-        "revocationReason": assertion.revocation_reason or "",
+        "revocationReason": reason or "",
     }

@@ -71,6 +71,15 @@ def index_of(session: Session, assertion_uid: str) -> int | None:
     )
 
 
+def withdrawn_entry(session: Session, assertion_uid: str) -> CredentialStatus | None:
+    """Return the revoked entry of ``assertion_uid``, or None when it has none or is not revoked.
+
+    An entry outlives its assertion, so this also finds the badges that /forget deleted.
+    """
+    return session.scalar(select(CredentialStatus).where(CredentialStatus.assertion_uid == assertion_uid,
+                                                          CredentialStatus.revoked_at.is_not(None)))
+
+
 def ensure_index(session: Session, assertion_uid: str, now: datetime) -> int:
     """Return the assertion's index, allocating one when the assertion has none yet."""
     index = index_of(session, assertion_uid)

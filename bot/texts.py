@@ -202,6 +202,8 @@ MESSAGE_FIELDS: dict[str, frozenset[str]] = {
     "verify_link_download": frozenset(),
     "verify_not_found_title": frozenset(),
     "verify_not_found": frozenset(),
+    "verify_withdrawn_title": frozenset(),
+    "verify_withdrawn": frozenset({'date', 'reason'}),
     "reminders_paused": frozenset(),
     "reminders_resumed": frozenset(),
     "export_ready": frozenset(),

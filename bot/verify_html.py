@@ -127,6 +127,13 @@ def render_not_found(texts: Texts) -> str:
     return _page(texts("verify_not_found_title"), body)
 
 
+def render_withdrawn(texts: Texts, date: str, reason: str) -> str:
+    """Render the page of a badge whose record is gone but whose revocation is kept; it shows no holder."""
+    body = (f"<h1>{_escape(texts('verify_withdrawn_title'))}</h1>"
+            f"<p>{_escape(texts('verify_withdrawn', date=date, reason=reason))}</p>")
+    return _page(texts("verify_withdrawn_title"), body)
+
+
 def render_framework_page(texts: Texts, catalog: Catalog) -> str:
     """Render the levels and 21st Century Skills that badge alignments point to (``#level-N``, ``#skill-ID``)."""
     program = catalog.program

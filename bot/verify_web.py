@@ -34,7 +34,7 @@ from starlette.routing import BaseRoute, Route
 from bot import assertions, credentials, openbadges, status_list
 from bot.engine import Engine
 from bot.files import file_path
-from bot.models import BadgeAssertion, BadgeAward, Learner, Submission
+from bot.models import BadgeAssertion, BadgeAward, CredentialStatus, Learner, Submission
 from bot.verify_html import (
     PAGE_HEADERS,
     EvidenceView,
@@ -42,6 +42,7 @@ from bot.verify_html import (
     render_framework_page,
     render_not_found,
     render_verification_page,
+    render_withdrawn,
 )
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,14 @@ class BadgeViews:
         if assertion is None:
             return None
         return assertion, assertion.award.learner
+
+    @staticmethod
+    def _withdrawn(session: Session, raw_uid: str) -> CredentialStatus | None:
+        """Return the revoked status entry of a well-formed ``raw_uid`` that has no assertion any more."""
+        uid = openbadges.parse_uid(raw_uid)
+        if uid is None or uid != raw_uid:
+            return None
+        return status_list.withdrawn_entry(session, uid)
 
     def _definition(self, key: str) -> openbadges.BadgeDefinition | None:
         return openbadges.badge_definition(self.flows.catalog, self.flows.texts, key)
@@ -180,10 +189,17 @@ class BadgeViews:
 
     def _serve_assertion(self, request: Request,
                          respond: Callable[[Session, BadgeAssertion, Learner], Response]) -> Response:
-        """Answer for the assertion named in the path: 404 when unknown, 410 once revoked, else ``respond``."""
+        """Respond for the assertion named in the path: 404 when unknown, 410 once revoked, else ``respond``.
+
+        An assertion that /forget deleted also answers 410, because its entry in the status list remains.
+        """
         with self._session() as session:
             loaded = self._load(session, request.path_params["uid"])
             if loaded is None:
+                withdrawn = self._withdrawn(session, request.path_params["uid"])
+                if withdrawn is not None:
+                    return _gone(openbadges.revocation_document(withdrawn.assertion_uid,
+                                                                withdrawn.revocation_reason, self.urls))
                 return _not_found()
             assertion, learner = loaded
             if assertion.revoked_at is not None:
@@ -267,6 +283,11 @@ class BadgeViews:
         with self._session() as session:
             loaded = self._load(session, request.path_params["uid"])
             if loaded is None:
+                withdrawn = self._withdrawn(session, request.path_params["uid"])
+                if withdrawn is not None:
+                    page = render_withdrawn(texts, withdrawn.revoked_at.date().isoformat(),
+                                            withdrawn.revocation_reason or "-")
+                    return HTMLResponse(page, status_code=410, headers=PAGE_HEADERS)
                 return HTMLResponse(render_not_found(texts), status_code=404, headers=PAGE_HEADERS)
             assertion, learner = loaded
             view = self._verification_view(assertion, learner)

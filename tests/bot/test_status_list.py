@@ -276,7 +276,16 @@ async def test_forget_sets_the_bit(any_engine):
     assert row.status_list_index == forgotten_index
     assert row.revocation_reason == "withdrawn by the learner"
     async with client_for(any_engine) as client:
-        assert (await client.get(urls.credential(forgotten.uid))).status_code == 404
+        credential = await client.get(urls.credential(forgotten.uid))
+        assertion = await client.get(urls.assertion(forgotten.uid))
+        page = await client.get(urls.verify_page(forgotten.uid))
+    assert credential.status_code == 410
+    assert assertion.status_code == 410
+    assert assertion.json()["revoked"] is True
+    assert assertion.json()["revocationReason"] == "withdrawn by the learner"
+    assert page.status_code == 410
+    assert "Badge no longer valid" in page.text
+    assert "Ana" not in page.text
 
 
 async def test_forget_keeps_coordinator_reason(engine):
