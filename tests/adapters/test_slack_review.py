@@ -157,7 +157,7 @@ async def test_long_reflection_split_and_truncated(slack):
     sentence = "I wrote down my goals, values, interests and the skills I want to build this year. "
     reflection = (sentence * 110).strip()
     assert CARD_EVIDENCE_MAX_CHARS < len(reflection) <= 10000
-    await _submitted(slack, text=reflection, title="Write your career action plan")
+    await _submitted(slack, text=reflection, title="Send your career action plan")
 
     confirm = next(message for message in slack.posted(slack.dm(LEARNER))
                    if "Send it to the reviewers?" in section_text(message))
@@ -181,7 +181,7 @@ async def test_long_reflection_split_and_truncated(slack):
 
 async def test_decided_card_keeps_evidence_short(slack):
     reflection = ("Goals and values for the coming two years, with dates and steps. " * 120).strip()
-    await _submitted(slack, text=reflection, title="Write your career action plan")
+    await _submitted(slack, text=reflection, title="Send your career action plan")
 
     await slack.press(REVIEWER, "rv:a:1", channel=REVIEWERS)
 
