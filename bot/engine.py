@@ -266,11 +266,14 @@ class Engine:
 
         An edit must not become an answer or a reviewer's feedback, because the
         first version was already handled and may have moved the learner on.
+        An edit from someone without a learner record, such as a learner who
+        used /forget and then edited an old message, creates no record.
         """
         event = turn.event
         if event.chat_type == "group":
             return
-        if self._is_staff(event) and not self._has_learner_record(turn):
+        if not self._has_learner_record(turn):
+            # This wording names no learner step, so it fits staff and former learners alike.
             turn.reply(turn.t("edit_ignored_staff"))
             return
         dialog.handle(turn, self.conversation)

@@ -61,3 +61,15 @@ def test_edit_in_group_is_silent(engine):
     messages = reviewer.send("/pending", edited=True)
 
     assert messages == []
+
+
+def test_edit_after_forget_stores_nothing(engine):
+    ana = Chat(engine)
+    ana.finish_plan()
+    ana.send("/forget")
+    ana.send(engine.flows.texts("forget_yes"))
+
+    messages = ana.send("Anna", edited=True)
+
+    assert [message.text for message in messages] == [engine.flows.texts("edit_ignored_staff")]
+    assert ana.learner() is None
