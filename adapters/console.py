@@ -170,7 +170,7 @@ class ConsoleChat:
         self.stdout.write(f"\n{prefix}{message.text}\n")
         if message.document is not None:
             self.stdout.write(f"  [file] {self._save_document(message)}\n")
-        if message.buttons:
+        if message.buttons and not lists_buttons(message.text, message.buttons):
             for number, button in enumerate(message.buttons, start=1):
                 self.stdout.write(f"  {number}) {button.label}\n")
         # A number picks a button of the last message printed with buttons. A reply
@@ -191,3 +191,16 @@ class ConsoleChat:
         target = target_dir / f"{self.user_id}-{stamp}-{document.filename}"
         target.write_bytes(document.content or b"")
         return f"{document.filename} saved to {target}"
+
+
+def lists_buttons(text: str, buttons: tuple[Button, ...]) -> bool:
+    """True when ``text`` ends with the buttons as a numbered list ("1. label"), so they need no second list.
+
+    A button's label may be a shortened form of its line, so a line only has to start with the label.
+    """
+    lines = text.rstrip().splitlines()
+    if len(lines) < len(buttons):
+        return False
+    tail = lines[len(lines) - len(buttons):]
+    return all(line.startswith(f"{number}. {button.label}")
+               for number, (line, button) in enumerate(zip(tail, buttons, strict=True), start=1))

@@ -22,10 +22,11 @@ from sqlalchemy import select
 
 import bot.config
 from adapters import console as console_adapter
-from adapters.console import TERMINAL_HELP, ConsoleChat
+from adapters.console import TERMINAL_HELP, ConsoleChat, lists_buttons
 from bot.app import build_engine
 from bot.config import load_settings
 from bot.engine import Engine
+from bot.events import Button
 from bot.models import BadgeAward, Learner, ReviewDecision, Submission
 from bot.pathway import item_info
 from tests.bot.scripted import REFLECTION, Chat
@@ -228,6 +229,32 @@ def test_number_picks_last_buttons(engine):
     assert "  1) I agree\n  2) No, not now\n" in stdout.getvalue()
     assert event.action == "consent:decline"
     assert event.text is None
+
+
+def test_listed_choices_printed_once(engine):
+    Chat(engine).finish_plan()
+    chat, stdout = console(engine)
+
+    chat.handle(chat.to_event("/submit"))
+    event = chat.to_event("2")
+
+    output = stdout.getvalue()
+    assert "1. Level 1: Use career services" in output
+    assert "  1) Level 1: Use career services" not in output
+    assert event.action == chat.last_buttons[1].action
+
+
+@pytest.mark.parametrize("text, listed", [
+    ("Pick one:\n1. Alpha\n2. Beta gamma delta", True),
+    ("Pick one:\n1. Alpha\n2. Beta", True),
+    ("Pick one:\n1. Alpha", False),
+    ("Pick one:\n1. Beta\n2. Alpha", False),
+    ("Alpha\nBeta", False),
+])
+def test_lists_buttons_cases(text, listed):
+    buttons = (Button("Alpha", "a"), Button("Beta", "b"))
+
+    assert lists_buttons(text, buttons) is listed
 
 
 @pytest.mark.parametrize("line", ["3", "0", "²", "9" * 5000, "1.5"])
