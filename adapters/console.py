@@ -13,16 +13,21 @@ from __future__ import annotations
 import io
 import logging
 import mimetypes
+import shutil
 import sys
 import threading
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import quote
+
+from sqlalchemy import select
 
 from bot import outbox
 from bot.engine import Engine
 from bot.events import Attachment, Button, InboundEvent, OutboundMessage
+from bot.models import Learner
 from bot.validate import parse_number
 
 logger = logging.getLogger(__name__)
@@ -142,8 +147,27 @@ class ConsoleChat:
         )
 
     def handle(self, event: InboundEvent) -> None:
+        known = self._is_learner()
         self.engine.handle(event)
+        if known and not self._is_learner():
+            self._delete_exports()
         self.deliver()
+
+    def _is_learner(self) -> bool:
+        with self.engine.session_factory() as session:
+            return session.scalar(select(Learner.id).where(Learner.platform == PLATFORM,
+                                                           Learner.platform_user_id == self.user_id)) is not None
+
+    @property
+    def exports_dir(self) -> Path:
+        """The folder of this user's saved documents (a quoted user id keeps ids such as "a/b" apart)."""
+        return self.engine.settings.data_dir / "exports" / quote(self.user_id, safe="")
+
+    def _delete_exports(self) -> None:
+        """Delete the documents saved for this user, after /forget deleted their data."""
+        if self.exports_dir.is_dir():
+            shutil.rmtree(self.exports_dir, ignore_errors=True)
+            logger.info("console: saved documents of %s deleted after /forget", self.user_id)
 
     def deliver(self) -> int:
         """Print the pending messages for this user (and the reviewer channel for reviewers); return how many."""
@@ -183,12 +207,12 @@ class ConsoleChat:
         document = message.document
         if document.path is not None:
             return f"{document.filename}: {document.path}"
-        # NOTE: /forget does not delete these files. They are the learner's copy of a
-        # document, as a download is on other platforms, but they sit in the data folder.
-        target_dir = self.engine.settings.data_dir / "exports"
+        # The learner's copy of a document, as a download is on other platforms. It sits in
+        # the data folder, so /forget deletes it too (see handle).
+        target_dir = self.exports_dir
         target_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        target = target_dir / f"{self.user_id}-{stamp}-{document.filename}"
+        target = target_dir / f"{stamp}-{document.filename}"
         target.write_bytes(document.content or b"")
         return f"{document.filename} saved to {target}"
 

@@ -380,10 +380,22 @@ def test_export_saved_to_data_dir(engine, settings):
 
     output = run_console(engine, "ana", ["/export"])
 
-    saved = list((settings.data_dir / "exports").glob("ana-*-careerbot-export.json"))
+    saved = list((settings.data_dir / "exports" / "ana").glob("*-careerbot-export.json"))
     assert len(saved) == 1
     assert f"careerbot-export.json saved to {saved[0]}" in output
     assert '"name": "Ana"' in saved[0].read_text(encoding="utf-8")
+
+
+def test_forget_deletes_saved_exports(engine, settings):
+    Chat(engine).finish_plan()
+    Chat(engine, "ana/b").finish_plan()
+    run_console(engine, "ana/b", ["/export"])
+
+    run_console(engine, "ana", ["/export", "/forget", "1"])
+
+    exports = settings.data_dir / "exports"
+    assert not (exports / "ana").exists()
+    assert len(list((exports / "ana%2Fb").glob("*-careerbot-export.json"))) == 1
 
 
 def test_quit_stops_reading(engine):
