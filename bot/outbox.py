@@ -114,7 +114,8 @@ def _redact(row: OutboxMessage) -> None:
     text = row.payload.get("text", "")
     for secret in secrets:
         text = text.replace(secret, REDACTED)
-    kept_extra = {key: value for key, value in extra.items() if key != REDACT_KEY}
+    # The verbatim parts are copies of the text's user-written parts, so they go with the text.
+    kept_extra = {key: value for key, value in extra.items() if key not in (REDACT_KEY, "verbatim")}
     payload = {key: value for key, value in row.payload.items() if key != "extra"}
     row.payload = {**payload, "text": text, **({"extra": kept_extra} if kept_extra else {})}
 

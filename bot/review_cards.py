@@ -174,8 +174,11 @@ def withdraw_views(turn: Turn, learner_id: int) -> None:
 
 
 def _reply_view(turn: Turn, text: str, learners: Sequence[Learner], buttons: tuple[Button, ...] = (),
-                document: Document | None = None) -> None:
-    """Reply to a reviewer with text that shows ``learners``' data, as a message of :data:`VIEW_KIND`."""
+                document: Document | None = None, verbatim: Sequence[str] = ()) -> None:
+    """Reply to a reviewer with text that shows ``learners``' data, as a message of :data:`VIEW_KIND`.
+
+    ``verbatim`` lists the user-written parts of ``text``, as in :meth:`Turn.reply`.
+    """
     turn.send(
         OutboundMessage(
             platform=turn.event.platform,
@@ -185,7 +188,8 @@ def _reply_view(turn: Turn, text: str, learners: Sequence[Learner], buttons: tup
             document=document,
             learner_id=turn.learner.id if turn.learner is not None else None,
             kind=VIEW_KIND,
-            extra={REDACT_KEY: [text], VIEW_LEARNERS: sorted({learner.id for learner in learners})},
+            extra={REDACT_KEY: [text], VIEW_LEARNERS: sorted({learner.id for learner in learners})}
+            | verbatim_extra(verbatim),
         )
     )
 
@@ -237,7 +241,7 @@ def show_card(turn: Turn, argument: str) -> None:
         return
     buttons = card_buttons(turn, submission.id) if submission.status == "pending" else ()
     _reply_view(turn, card_text(turn, submission) + decided_suffix(turn, submission), [submission.learner], buttons,
-                document=card_document(turn, submission))
+                document=card_document(turn, submission), verbatim=card_extra(turn, submission).get("verbatim", ()))
 
 
 def decided_suffix(turn: Turn, submission: Submission) -> str:

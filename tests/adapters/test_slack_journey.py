@@ -134,3 +134,15 @@ async def test_user_text_keeps_commands_as_typed(slack):
     assert reflection in section_text(slack.posted(REVIEWERS)[0])
     assert "Say what /plan shows you." in notice
     assert "Type /careerbot submit to send a new version." in notice
+
+
+async def test_review_view_keeps_evidence_as_typed(slack):
+    reflection = REFLECTION + " Next I will /submit my CV and check /help."
+    await complete_plan(slack, LEARNER)
+    await submit_reflection(slack, LEARNER, "Use career services", reflection)
+
+    await slack.command(REVIEWER, "review 1")
+    view = slack.last_text(slack.dm(REVIEWER))
+
+    assert "Submission #1" in view
+    assert reflection in view

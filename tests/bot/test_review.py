@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import select
 
-from bot.models import ReviewDecision, ReviewDraft, Submission
+from bot import outbox
+from bot.models import OutboxMessage, ReviewDecision, ReviewDraft, Submission
 from tests.bot.scripted import Chat, approve, find_item
 
 
@@ -283,6 +286,19 @@ def test_queue_and_review_commands(engine, ana, submission_id, reviewer):
     reviewer.send(f"/review {submission_id}")
     assert "Approved by Rita at" in reviewer.texts()[0]
     assert reviewer.last.messages[0].buttons == ()
+
+
+def test_sent_review_view_keeps_no_evidence(engine, ana, submission_id, reviewer):
+    reviewer.send(f"/review {submission_id}")
+    [outbox_id] = reviewer.last.outbox_ids
+    evidence = submission(engine, submission_id).text
+    assert reviewer.last.messages[0].extra["verbatim"] == [evidence]
+
+    outbox.mark_sent(engine.session_factory, outbox_id, platform_message_id="m-1")
+
+    with engine.session_factory() as session:
+        stored = session.get(OutboxMessage, outbox_id).payload
+    assert evidence not in json.dumps(stored, ensure_ascii=False)
 
 
 def test_review_unknown_submission(engine, ana, submission_id, reviewer):
