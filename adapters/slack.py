@@ -31,7 +31,7 @@ from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -61,7 +61,9 @@ from bot.validate import clean_text
 logger = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-DATABASE_ERRORS = (DBAPIError, SQLAlchemyTimeoutError)
+DATABASE_ERRORS = (OperationalError, InterfaceError, SQLAlchemyTimeoutError)
+"""Errors of an unavailable database (lost or refused connections, a full pool, a locked SQLite file).
+Other database errors come from the data, and trying again would not help."""
 DATABASE_RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 60.0, 60.0, 60.0, 60.0)
 """Seconds to wait before each new try of an event that failed on the database: about 5.8 minutes in all.
 

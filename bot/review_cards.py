@@ -65,7 +65,7 @@ def card_text(turn: Turn, submission: Submission) -> str:
     item = submission.item
     rubric = item_rubric(turn, item)
     criteria = "\n".join(f"{number}. {criterion.text}" for number, criterion in enumerate(rubric, start=1))
-    history = _history_lines(turn, submission)
+    history = [line for line, _ in _history(turn, submission)]
     return turn.t(
         "review_card",
         submission_id=submission.id,
@@ -79,7 +79,8 @@ def card_text(turn: Turn, submission: Submission) -> str:
     )
 
 
-def _history_lines(turn: Turn, submission: Submission) -> list[str]:
+def _history(turn: Turn, submission: Submission) -> list[tuple[str, str]]:
+    """Return each earlier decision on the item as (card line, the reviewer's feedback)."""
     earlier = turn.session.scalars(
         select(ReviewDecision)
         .join(Submission)
@@ -87,8 +88,8 @@ def _history_lines(turn: Turn, submission: Submission) -> list[str]:
         .order_by(ReviewDecision.decided_at)
     ).all()
     return [
-        turn.t("review_history_line", decision=turn.t(f"decision_{entry.decision}"), reviewer=entry.reviewer_name,
-               date=entry.decided_at.date().isoformat(), feedback=entry.feedback or "-")
+        (turn.t("review_history_line", decision=turn.t(f"decision_{entry.decision}"), reviewer=entry.reviewer_name,
+                date=entry.decided_at.date().isoformat(), feedback=entry.feedback or "-"), entry.feedback or "")
         for entry in earlier
     ]
 
@@ -112,11 +113,13 @@ def card_document(turn: Turn, submission: Submission) -> Document | None:
 
 def card_extra(turn: Turn, submission: Submission) -> dict:
     """Return the submission id and the evidence text as it appears in the card, so an
-    adapter with a message size limit can shorten the evidence and nothing else."""
+    adapter with a message size limit can shorten the evidence and nothing else, and
+    the user-written parts of the card (the evidence and earlier feedback) as ``verbatim``."""
     from bot.evidence import evidence_preview
 
     evidence = evidence_preview(turn, submission)
-    return {"submission_id": submission.id, "evidence": evidence} | verbatim_extra([evidence])
+    feedback = [text for _, text in _history(turn, submission)]
+    return {"submission_id": submission.id, "evidence": evidence} | verbatim_extra([evidence, *feedback])
 
 
 def post_card(turn: Turn, submission: Submission) -> None:

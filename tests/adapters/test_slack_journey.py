@@ -130,10 +130,14 @@ async def test_user_text_keeps_commands_as_typed(slack):
     await slack.submit_change_request(REVIEWER, [True, False, True], "Say what /plan shows you.")
     notice = slack.last_text(slack.dm(LEARNER))
 
+    await submit_reflection(slack, LEARNER, "Use career services", reflection + " Second version.")
+    second_card = section_text(slack.posted(REVIEWERS)[1])
+
     assert reflection in confirm
     assert reflection in section_text(slack.posted(REVIEWERS)[0])
     assert "Say what /plan shows you." in notice
     assert "Type /careerbot submit to send a new version." in notice
+    assert "Say what /plan shows you." in second_card
 
 
 async def test_review_view_keeps_evidence_as_typed(slack):
