@@ -149,11 +149,13 @@ class Conversation:
             lines.append(turn.t("rating_hint", minimum=question.min_rating, maximum=question.max_rating))
         if question.optional:
             lines.append(turn.t("optional_hint"))
-        if turn.learner is not None and turn.learner.context.get("editing"):
+        if turn.learner is not None:
+            # Shown when editing, and after /back, so the learner can keep the answer they gave.
             current = turn.learner.answers.get(question.state)
             if current is not None:
                 lines.append(turn.t("edit_current_answer", answer=self.format_answer(question, current)))
-            lines.append(turn.t("edit_cancel_hint"))
+            if turn.learner.context.get("editing"):
+                lines.append(turn.t("edit_cancel_hint"))
         turn.reply("\n\n".join(lines), self.buttons(question))
 
     def buttons(self, question: Question) -> list[Button]:

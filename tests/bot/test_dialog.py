@@ -237,6 +237,7 @@ def test_back_goes_back_one_question(chat):
     chat.send("/back")
     assert asked(chat, "name")
     assert chat.learner().answers["name"] == "Ana"
+    assert "Your current answer: Ana" in chat.texts()[-1]
 
 
 def test_back_on_first_question(chat):
