@@ -31,6 +31,7 @@ from bot.catalog import Catalog
 from bot.events import OutboundMessage
 from bot.models import Learner, Nudge, OutboxMessage, UTCDateTime
 from bot.progress import PROGRESS_STATES, completed, current_level, state_is
+from bot.validate import parse_number
 
 FILTER_PATTERN = re.compile(r"^([a-z_]+)=(\S+)$")
 FILTERS = ("level", "state", "stalled", "campus")
@@ -95,19 +96,21 @@ def parse(text: str, catalog: Catalog) -> tuple[Segment, str]:
 def _with_filter(segment: Segment, name: str, value: str, catalog: Catalog) -> Segment:
     if name == "level":
         numbers = sorted(level.number for level in catalog.levels)
-        if not value.isdigit() or int(value) not in numbers:
+        level = parse_number(value)
+        if level not in numbers:
             raise SegmentError("segment_invalid_value", filter=name, value=value,
                                allowed=", ".join(str(number) for number in numbers))
-        return replace(segment, level=int(value))
+        return replace(segment, level=level)
     if name == "state":
         if value not in PROGRESS_STATES:
             raise SegmentError("segment_invalid_value", filter=name, value=value, allowed=", ".join(PROGRESS_STATES))
         return replace(segment, state=value)
     if name == "stalled":
-        if not value.isdigit() or not 1 <= int(value) <= MAX_STALLED_DAYS:
+        days = parse_number(value)
+        if days is None or not 1 <= days <= MAX_STALLED_DAYS:
             raise SegmentError("segment_invalid_value", filter=name, value=value,
                                allowed=f"a number of days from 1 to {MAX_STALLED_DAYS}")
-        return replace(segment, stalled_days=int(value))
+        return replace(segment, stalled_days=days)
     if name == "campus":
         ids = [option.id for option in catalog.campuses]
         if value not in ids:

@@ -293,6 +293,9 @@ def test_segment_nobody_matches(engine, cohort, coordinator):
     ("state=lost Hello", "lost is not valid for state=; use planning, working, changes_requested, waiting_review, "
                          "completed."),
     ("stalled=0 Hello", "0 is not valid for stalled=; use a number of days from 1 to 3650."),
+    ("level=\u00b2 Hello", "\u00b2 is not valid for level=; use 1, 2, 3."),
+    ("stalled=\u00b2 Hello", "\u00b2 is not valid for stalled=; use a number of days from 1 to 3650."),
+    ("stalled=" + "9" * 5000 + " Hello", "9999"),
     ("campus=moon Hello", "moon is not valid for campus=; use north-campus, "),
     ("colour=blue Hello", "colour= is not a filter; use level, state, stalled, campus, or all."),
     ("all level=1 Hello", "all selects every learner; leave out either all or the other filters."),
