@@ -14,6 +14,7 @@ from bot.events import Document
 from bot.report_chart import funnel_png
 from bot.reports import build_report, report_csv, report_text
 from bot.turn import Turn
+from bot.validate import parse_number
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def parse_arguments(argument: str, campus_ids: list[str]) -> tuple[str, str | No
             output = word.casefold()
         elif name == "campus" and value in campus_ids:
             campus = value
-        elif name == "days" and value.isdigit() and 1 <= int(value) <= MAX_DAYS:
+        elif name == "days" and 1 <= (parse_number(value) or 0) <= MAX_DAYS:
             days = int(value)
         else:
             raise ReportArgumentError(word)

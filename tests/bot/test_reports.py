@@ -239,7 +239,7 @@ def test_report_csv_command_sends_file(engine, cohort):
     assert "report,period_days,7\n" in content
 
 
-@pytest.mark.parametrize("argument", ["pie", "campus=moon", "days=0", "days=x"])
+@pytest.mark.parametrize("argument", ["pie", "campus=moon", "days=0", "days=x", "days=\u00b2", "days=" + "9" * 5000])
 def test_report_command_usage(engine, cohort, argument):
     coordinator = Chat(engine, "coordinator")
 
