@@ -38,7 +38,8 @@ def zone_or_default(name: str | None, default: ZoneInfo) -> ZoneInfo:
         return default
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a name such as "America" is a folder of tzdata, and a very long name cannot be opened.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return default
 
 

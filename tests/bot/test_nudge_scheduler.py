@@ -335,6 +335,20 @@ def test_learner_without_zone_uses_program_zone(engine, clock, ana):
     assert nudge.available_at == datetime(2026, 3, 13, 12, 0, tzinfo=UTC)  # 08:00 EDT
 
 
+def test_learner_with_folder_zone_uses_program_zone(engine, clock, ana):
+    # "America" is a folder of tzdata, not a zone: ZoneInfo raises IsADirectoryError for it.
+    only_rules(engine, "no-activity")
+    learner_with_plan(engine, "ben")
+    set_learner(engine, "ana", timezone="America")
+    clock.set(datetime(2026, 3, 13, 3, 0, tzinfo=UTC))  # 23:00 in New York, the program's zone
+
+    summary = run(engine)
+
+    assert rule_run(summary, "no-activity").queued == 2
+    [nudge] = nudges_of(engine, learner="ana")
+    assert nudge.available_at == datetime(2026, 3, 13, 12, 0, tzinfo=UTC)  # 08:00 EDT
+
+
 def test_learner_message_withdraws_waiting_nudge(engine, clock):
     only_rules(engine, "no-activity")
     kenji = learner_with_plan(engine, "kenji", zone="Asia/Tokyo")

@@ -117,4 +117,6 @@ def test_end_inside_spring_gap_resolves_after_gap():
 def test_zone_or_default_falls_back():
     assert zone_or_default(None, TOKYO) is TOKYO
     assert zone_or_default("Not/AZone", TOKYO) is TOKYO
+    assert zone_or_default("America", TOKYO) is TOKYO
+    assert zone_or_default("x" * 300, TOKYO) is TOKYO
     assert zone_or_default("Europe/London", TOKYO) == LONDON
