@@ -39,17 +39,20 @@ DATABASE_UNAVAILABLE = (OperationalError, IntegrityError, PoolTimeoutError)
 
 T = TypeVar("T")
 
-# Built once: building the claim INSERT took about a third of the claim's time in a cProfile run of
-# the core benchmark's script.
+# Built once, on the tables rather than the mapped classes, because the ORM's INSERT path is
+# slow: moving these two statements to the tables cut the Python calls per message by about a
+# fifth (cProfile of the core benchmark's script).
+_PROCESSED = ProcessedUpdate.__table__
+_OUTBOX = OutboxMessage.__table__
 _CLAIM_VALUES = {"platform": bindparam("platform"), "update_id": bindparam("update_id"),
                  "handled_at": bindparam("handled_at")}
 _CLAIMS = {
-    "sqlite": sqlite.insert(ProcessedUpdate).values(_CLAIM_VALUES).on_conflict_do_nothing()
-    .returning(ProcessedUpdate.update_id),
-    "postgresql": postgresql.insert(ProcessedUpdate).values(_CLAIM_VALUES).on_conflict_do_nothing()
-    .returning(ProcessedUpdate.update_id),
+    "sqlite": sqlite.insert(_PROCESSED).values(_CLAIM_VALUES).on_conflict_do_nothing()
+    .returning(_PROCESSED.c.update_id),
+    "postgresql": postgresql.insert(_PROCESSED).values(_CLAIM_VALUES).on_conflict_do_nothing()
+    .returning(_PROCESSED.c.update_id),
 }
-_INSERT_OUTBOX = insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True)
+_INSERT_OUTBOX = insert(_OUTBOX).returning(_OUTBOX.c.id, sort_by_parameter_order=True)
 
 
 @dataclass(frozen=True)

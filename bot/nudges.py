@@ -117,9 +117,11 @@ def queue(session: Session, drafts: Sequence[Draft], *, kind: str, source: str, 
     return list(session.scalars(insert(Nudge).returning(Nudge.id, sort_by_parameter_order=True), nudge_rows).all())
 
 
-# Built once: every learner message runs it.
-_OPEN_NUDGES = select(Nudge.id, Nudge.source, Nudge.outbox_id, Nudge.available_at).where(
-    Nudge.learner_id == bindparam("learner_id"), Nudge.replied_at.is_(None), Nudge.withdrawn_at.is_(None)
+# Built once on the table, not the mapped class, because every learner message runs it and
+# the ORM's handling of a column query costs about 55 Python calls more per message.
+_NUDGES = Nudge.__table__.c
+_OPEN_NUDGES = select(_NUDGES.id, _NUDGES.source, _NUDGES.outbox_id, _NUDGES.available_at).where(
+    _NUDGES.learner_id == bindparam("learner_id"), _NUDGES.replied_at.is_(None), _NUDGES.withdrawn_at.is_(None)
 )
 
 
