@@ -77,5 +77,10 @@ class QuietHours:
             end_day += timedelta(days=1)
         # A wall time that a spring-forward gap skips (say 02:30) resolves to the
         # instant after the gap, which is still the end of the quiet span.
-        end = datetime.combine(end_day, self.end, tzinfo=zone)
-        return end.astimezone(timezone.utc)
+        end = datetime.combine(end_day, self.end, tzinfo=zone).astimezone(timezone.utc)
+        if end < due:
+            # The clocks went back and the end time comes twice (01:30 in London on
+            # the last Sunday of October): a message due in the second pass waits
+            # for the second 01:30, because the first one has passed.
+            end = datetime.combine(end_day, self.end, tzinfo=zone).replace(fold=1).astimezone(timezone.utc)
+        return end

@@ -114,6 +114,23 @@ def test_end_inside_spring_gap_resolves_after_gap():
     assert delivered.astimezone(LONDON).time() == time(2, 30)
 
 
+@pytest.mark.parametrize(("zone", "due", "end"), [
+    # London repeats 01:00-02:00 local on 25 October 2026: first BST (UTC+1), then GMT.
+    (LONDON, utc(2026, 10, 25, 0, 15), utc(2026, 10, 25, 0, 30)),  # 01:15 BST waits for the first 01:30
+    (LONDON, utc(2026, 10, 25, 1, 15), utc(2026, 10, 25, 1, 30)),  # 01:15 GMT waits for the second 01:30
+    # New York repeats 01:00-02:00 local on 1 November 2026: first EDT (UTC-4), then EST.
+    (NEW_YORK, utc(2026, 11, 1, 6, 0), utc(2026, 11, 1, 6, 30)),  # 01:00 EST
+])
+def test_end_inside_fall_back_overlap_never_before_due(zone, due, end):
+    short_night = QuietHours.parse("23:00-01:30")
+
+    delivered = short_night.deliver_at(due, zone)
+
+    assert delivered == end
+    assert delivered >= due
+    assert delivered.astimezone(zone).time() == time(1, 30)
+
+
 def test_zone_or_default_falls_back():
     assert zone_or_default(None, TOKYO) is TOKYO
     assert zone_or_default("Not/AZone", TOKYO) is TOKYO
