@@ -78,7 +78,8 @@ def parse(text: str, catalog: Catalog) -> tuple[Segment, str]:
     while rest:
         word = rest.split(maxsplit=1)[0]
         match = FILTER_PATTERN.match(word)
-        if word.casefold() == "all":
+        # Only a first "all" is the filter, so a message may start with the word "All".
+        if word.casefold() == "all" and not has_filter:
             segment = replace(segment, everyone=True)
         elif match is not None:
             segment = _with_filter(segment, match.group(1), match.group(2), catalog)

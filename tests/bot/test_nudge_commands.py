@@ -307,6 +307,19 @@ def test_segment_errors(engine, cohort, coordinator, argument, reply):
     assert batches(engine) == []
 
 
+@pytest.mark.parametrize(("argument", "expected"), [
+    ("all All the best for Friday.", ["ana", "bo", "chen"]),
+    ("level=1 All the best for Friday.", ["ana", "chen"]),
+])
+def test_segment_message_may_start_with_all(engine, cohort, coordinator, argument, expected):
+    [preview] = coordinator.send(f"/nudge_segment {argument}")
+    coordinator.press(preview.buttons[0].action)
+
+    rows = coordinator_outbox(engine)
+    assert sorted(row.chat_id for row in rows) == expected
+    assert all(row.payload["text"].endswith(":\n\nAll the best for Friday.") for row in rows)
+
+
 def test_segment_message_keeps_line_breaks(engine, cohort, coordinator):
     [preview] = coordinator.send("/nudge_segment campus=south-campus First line.\nSecond line.")
     coordinator.press(preview.buttons[0].action)
