@@ -13,6 +13,9 @@ from bot.config import Settings
 from bot.events import Button, Document, InboundEvent, OutboundMessage
 from bot.flows import Flows
 from bot.models import Learner
+from bot.quiet_hours import zone_or_default
+
+UTC_ZONE = ZoneInfo("UTC")
 
 
 @dataclass
@@ -84,11 +87,9 @@ class Turn:
         self.messages.append(message)
 
     def learner_today(self) -> date:
-        """Today's date where the learner lives (UTC until they gave a time zone)."""
+        """Today's date where the learner lives (UTC until they gave a time zone, or if tzdata lacks theirs)."""
         zone = self.learner.timezone if self.learner is not None else None
-        if zone:
-            return self.now.astimezone(ZoneInfo(zone)).date()
-        return self.now.date()
+        return self.now.astimezone(zone_or_default(zone, UTC_ZONE)).date()
 
 
 def verbatim_extra(verbatim: Sequence[str]) -> dict[str, list[str]]:

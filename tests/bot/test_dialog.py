@@ -412,3 +412,17 @@ def test_many_learners_independent(engine):
     assert bo.state() == "name"
     with engine.session_factory() as session:
         assert session.scalar(select(func.count()).select_from(Learner)) == 2
+
+
+def test_unknown_stored_zone_uses_utc(engine, chat):
+    from sqlalchemy import update
+
+    chat.finish_plan()
+    with engine.session_factory() as session, session.begin():
+        session.execute(update(Learner).values(timezone="America"))
+
+    chat.send("/edit")
+    chat.send("18")
+    chat.send("2031-05-31")
+
+    assert chat.learner().answers["target_date"] == "2031-05-31"
