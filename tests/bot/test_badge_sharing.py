@@ -271,4 +271,7 @@ async def test_forget_removes_assertions(engine):
     assert assertions_of(engine) == []
     async with client_for(engine) as client:
         response = await client.get(BadgeUrls(engine.settings.public_base_url).assertion(assertion.uid))
-    assert response.status_code == 404
+    assert response.status_code == 410
+    assert response.json()["revoked"] is True
+    assert response.json()["revocationReason"] == "withdrawn by the learner"
+    assert "recipient" not in response.json()
