@@ -69,6 +69,10 @@ def cmd_resend_evaluation(turn: Turn, conversation, argument: str) -> bool:
     request = _find_waiting(turn, argument, "resend_evaluation")
     if request is None:
         return False
+    if not requests.open_for_evaluation(turn, request.item):
+        # A new link for an item that no longer takes an evaluation would open on the "cancelled" page.
+        turn.reply(turn.t("evaluation_item_closed", request_id=request.id, learner=_learner_label(request.learner)))
+        return False
 
     new_request, token = requests.resend(turn, request)
     link = requests.evaluation_link(turn.settings, token)

@@ -376,6 +376,7 @@ MESSAGE_FIELDS: dict[str, frozenset[str]] = {
     "evaluation_command_usage": frozenset({'command'}),
     "evaluation_resent": frozenset({'learner', 'new_id', 'old_id'}),
     "evaluation_resent_emailed": frozenset({'email'}),
+    "evaluation_item_closed": frozenset({'learner', 'request_id'}),
     "evaluation_revoked_by_coordinator": frozenset({'learner', 'request_id'}),
 }
 

@@ -195,3 +195,17 @@ def test_coordinator_who_is_learner_may_use_them(engine, token):
     coordinator.send("/evaluations")
 
     assert "1 supervisor evaluation link(s) waiting" in coordinator.joined()
+
+
+def test_resend_for_closed_item_refused(engine, token, coordinator):
+    from bot.models import PathwayItem
+
+    [old] = load_requests(engine)
+    with engine.session_factory() as session, session.begin():
+        session.execute(update(PathwayItem).where(PathwayItem.id == old.item_id).values(active=False))
+
+    coordinator.send(f"/resend_evaluation {old.id}")
+
+    assert coordinator.texts()[0].startswith(f"Link #{old.id} is for an item of Ana that no longer takes")
+    [still] = load_requests(engine)
+    assert still.status == "pending"
