@@ -51,6 +51,10 @@ STATUS_PAGES = {
 }
 
 
+ALLOWED_METHODS = ("GET", "HEAD", "POST")
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+"""The methods routed to the page, so that the ones it does not allow also get its headers with their 405."""
+
 def _style_hash(stylesheet: str) -> str:
     digest = hashlib.sha256(stylesheet.encode("utf-8")).digest()
     return "sha256-" + base64.b64encode(digest).decode("ascii")
@@ -96,6 +100,11 @@ class EvaluationPages:
 
     async def endpoint(self, request: Request) -> HTMLResponse:
         token = request.path_params["token"]
+        if request.method not in ALLOWED_METHODS:
+            # Handled here rather than by the router, so that this page has the security headers too.
+            response = self.invalid_request_page(405)
+            response.headers["Allow"] = ", ".join(ALLOWED_METHODS)
+            return response
         if self.engine.flows.catalog.evaluation_rubric is None:
             return self.status_page(LinkState.UNKNOWN)  # this program's catalog has no supervisor evaluations
         if request.method == "POST":
@@ -292,4 +301,4 @@ def web_routes(engine: Engine) -> list[BaseRoute]:
     """Return the evaluation page's route, for ``bot.web.create_app``."""
     pages = EvaluationPages(engine)
     hide_tokens_in_access_log()
-    return [Route(LINK_PATH + "{token}", pages.endpoint, methods=["GET", "POST"])]
+    return [Route(LINK_PATH + "{token}", pages.endpoint, methods=list(HTTP_METHODS))]

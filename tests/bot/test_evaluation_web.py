@@ -101,6 +101,20 @@ async def test_form_sends_security_headers(engine, token):
     assert response.headers["x-frame-options"] == "DENY"
 
 
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "OPTIONS"])
+async def test_other_methods_get_405_with_headers(engine, token, method):
+    from bot.evaluation_requests import LINK_PATH
+
+    async with client_for(engine) as client:
+        response = await client.request(method, LINK_PATH + token)
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD, POST"
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert_no_learner_data(response.text)
+
+
 async def test_valid_submission_becomes_evidence(engine, token):
     async with client_for(engine) as client:
         csrf = csrf_of((await open_form(client, token)).text)
@@ -436,3 +450,13 @@ async def test_evaluation_after_approval_keeps_item_approved(engine, token):
     assert response.status_code == 200
     assert find_item(engine, "ana", ITEM_KEY).status == "approved"
     assert evaluation_submissions(engine)[0].status == "pending"
+
+
+async def test_head_answers_like_get(engine, token):
+    from bot.evaluation_requests import LINK_PATH
+
+    async with client_for(engine) as client:
+        response = await client.head(LINK_PATH + token)
+
+    assert response.status_code == 200
+    assert response.headers["referrer-policy"] == "no-referrer"
