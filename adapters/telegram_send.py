@@ -65,7 +65,7 @@ EDIT_FALLBACK_REASONS = (
 
 @dataclass(frozen=True)
 class Sent:
-    """What became of one outbox row.
+    """The outcome of sending one outbox row.
 
     ``deferred`` rows stay pending: the chat waits ``hold_seconds`` (a rate
     limit or a network error) or its rows now belong to ``moved_to``. After
@@ -129,7 +129,7 @@ class TelegramSender:
                                                  show_alert=bool(text))
         except BadRequest as exc:
             # "query is too old and response timeout expired or query id is invalid"
-            logger.warning("callback query %s not answered: %s", query.id, exc.message)
+            logger.warning("answerCallbackQuery for query %s failed: %s", query.id, exc.message)
             return False
         return True
 

@@ -59,7 +59,7 @@ _INSERT_OUTBOX = insert(_OUTBOX).returning(_OUTBOX.c.id, sort_by_parameter_order
 class HandledEvent:
     """The outcome of one event: whether it was new, and the outbox ids written for it.
 
-    ``action_expired`` says that the event's button press chose nothing, because
+    ``action_expired`` is True when the event's button press chose nothing, because
     it belonged to a step already done, so an adapter does not mark the
     pressed button as the user's choice.
     """
@@ -265,7 +265,7 @@ class Engine:
         dialog.handle(turn, self.conversation)
 
     def _route_edited(self, turn: Turn) -> None:
-        """Tell the user that an edit changes nothing; a learner also gets their current step again.
+        """Tell the user that an edit changes nothing, and show a learner their current step again.
 
         An edit must not become an answer or a reviewer's feedback, because the
         first version was already handled and may have moved the learner on.

@@ -35,13 +35,13 @@ logger = logging.getLogger(__name__)
 
 TOKEN_BYTES = 32
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
-"""What ``secrets.token_urlsafe(32)`` returns: 43 characters of URL-safe base64."""
+"""The shape of ``secrets.token_urlsafe(32)`` output: 43 characters of URL-safe base64."""
 LINK_PATH = "/evaluate/"
 EVIDENCE_KIND = "evaluation"
 
 
 class LinkState(enum.Enum):
-    """What an evaluation link can do now."""
+    """The current state of an evaluation link."""
 
     VALID = "valid"
     UNKNOWN = "unknown"
@@ -52,7 +52,7 @@ class LinkState(enum.Enum):
 
 @dataclass(frozen=True)
 class SupervisorDetails:
-    """Who evaluates the learner, and the placement they evaluate."""
+    """The supervisor who evaluates the learner, and the placement they evaluate."""
 
     name: str
     organization: str
@@ -63,7 +63,7 @@ class SupervisorDetails:
 
 @dataclass(frozen=True)
 class EvaluationAnswers:
-    """A supervisor's checked answers: a rating per criterion, optional comments, a recommendation."""
+    """A supervisor's validated form input: a rating per criterion, optional comments, a recommendation."""
 
     ratings: dict[str, int]
     recommendation: str
@@ -97,7 +97,7 @@ def format_time(moment: datetime) -> str:
 
 
 def learner_name(flows: Flows, learner: Learner) -> str:
-    """The learner's name as a supervisor reads it."""
+    """Return the learner's name as a supervisor reads it."""
     return learner.name or flows.evaluation_texts("unnamed_learner")
 
 
@@ -109,7 +109,7 @@ def open_for_evaluation(turn: Turn, item: PathwayItem) -> bool:
 
 
 def supervisor_item(turn: Turn, learner: Learner) -> PathwayItem | None:
-    """The first item of the learner that is open for a supervisor evaluation."""
+    """Return the learner's first item that is open for a supervisor evaluation, or None."""
     return next((item for item in learner.items if open_for_evaluation(turn, item)), None)
 
 
@@ -183,8 +183,8 @@ def email_link(turn: Turn, request: EvaluationRequest, link: str) -> bool:
 
     NOTE: the email is sent inside the event's handling, after commit, so a
     slow mail server delays the reply to the learner by up to
-    ``mailer.TIMEOUT_SECONDS``; a failed email is logged, not retried, and
-    the learner still has the link to forward.
+    ``mailer.TIMEOUT_SECONDS``. A failed email is logged and not retried,
+    and the learner still has the link to forward.
     """
     settings = turn.settings
     if settings.smtp_url is None:
@@ -221,12 +221,12 @@ def email_link(turn: Turn, request: EvaluationRequest, link: str) -> bool:
 
 
 def link_message_extra(link: str) -> dict:
-    """The ``extra`` of a chat message that carries ``link``: the outbox drops the link once it is delivered."""
+    """Return the ``extra`` of a chat message that carries ``link``, so the outbox drops the link once it is delivered."""
     return {REDACT_KEY: [link]}
 
 
 def export_records(session: Session, learner_id: int) -> list[dict]:
-    """The learner's evaluation requests for their data export; the token's hash stays out."""
+    """Return the learner's evaluation requests for their data export, without the token's hash."""
     requests = session.scalars(
         select(EvaluationRequest).where(EvaluationRequest.learner_id == learner_id).order_by(EvaluationRequest.id)
     )
@@ -259,7 +259,7 @@ def find_by_token(session: Session, token: str, now: datetime, *, lock: bool = F
                   ) -> tuple[LinkState, EvaluationRequest | None]:
     """Look up the request a link token opens, and what the link can do now.
 
-    Only a ``VALID`` state comes with the request; for every other state the
+    Only a ``VALID`` state comes with the request. For every other state the
     caller gets None, so it cannot show anything of the learner by mistake.
     """
     if not TOKEN_PATTERN.fullmatch(token):
@@ -326,7 +326,7 @@ def record_evaluation(turn: Turn, token: str, answers: EvaluationAnswers) -> Lin
 
 
 def evidence_text(turn: Turn, request: EvaluationRequest, answers: EvaluationAnswers) -> str:
-    """The evaluation as plain text for the review card, the learner's export and the item's history."""
+    """Format the evaluation as plain text for the review card, the learner's export and the item's history."""
     rubric: EvaluationRubric = turn.flows.catalog.evaluation_rubric
     maximum = max(level.value for level in rubric.scale)
     lines = []

@@ -407,7 +407,7 @@ class NudgeBatch(Base):
 
 
 class NudgeRuleState(Base):
-    """What careerbot keeps about one rule of ``nudges.yaml``: whether it is paused, and its last run."""
+    """The stored state of one rule of ``nudges.yaml``: whether it is paused, and its last run."""
 
     __tablename__ = "nudge_rule_states"
 

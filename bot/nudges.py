@@ -3,7 +3,7 @@
 Rules (``bot.nudge_scheduler``) and coordinators (``bot.nudge_commands``)
 both queue nudges through :func:`queue`. What is due is written durably before
 anything is sent: the outbox row and the :class:`~bot.models.Nudge` row are
-written in the same transaction, and the adapters' delivery loops send the
+written in the same transaction. The adapters' delivery loops then send the
 outbox row at the platform's pace once ``available_at`` has come (the end of
 quiet hours for a nudge due at night).
 

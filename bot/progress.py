@@ -35,7 +35,7 @@ def has_badge(badge_key: str) -> ColumnElement[bool]:
 
 
 def completed(catalog: Catalog) -> ColumnElement[bool]:
-    """The learner earned the macro-badge."""
+    """Return the condition that the learner earned the macro-badge."""
     return has_badge(catalog.program.macro_badge.id)
 
 
@@ -64,7 +64,7 @@ def progress_state(catalog: Catalog) -> ColumnElement[str]:
 
 
 def state_is(catalog: Catalog, state: str) -> ColumnElement[bool]:
-    """A filter equal to ``progress_state(catalog) == state``, written so that an index can serve it."""
+    """Return a filter equal to ``progress_state(catalog) == state``, written so that an index can serve it."""
     done = completed(catalog)
     planning = Learner.plan_completed_at.is_(None)
     changes = has_item_with_status("changes_requested")

@@ -4,7 +4,7 @@ A span such as ``21:00-08:00`` is wall-clock time in the recipient's time
 zone and may cross midnight. :meth:`QuietHours.deliver_at` returns when a
 message due at some instant may go out: that instant, or the end of the quiet
 span as the recipient's clock shows it. The end is computed as a local wall
-time and converted to UTC, so it stays at 08:00 local on the nights when
+time and converted to UTC. So it stays at 08:00 local on the nights when
 daylight saving time starts or ends (a plain "plus N hours" would be off by
 one hour on those nights).
 """
@@ -59,7 +59,7 @@ class QuietHours:
         return self.start != self.end
 
     def contains(self, local: time) -> bool:
-        """Whether the local wall time ``local`` falls in the quiet span (start included, end excluded)."""
+        """Return True when the local wall time ``local`` falls in the quiet span (start included, end excluded)."""
         if not self.enabled:
             return False
         if self.start < self.end:
